@@ -1,0 +1,123 @@
+"""`latent-sweep` command line: parse, call the library, turn UserError into one paragraph."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from latent_sweep.errors import UserError
+
+EXAMPLES = {
+    "run": "example: latent-sweep run sweeps/quick.yaml --storage results --name quick",
+    "resume": "example: latent-sweep resume results/quick --restart-errored",
+    "train": "example: latent-sweep train sweeps/ex17.yaml --seed 3 --out results/ex17-s3",
+    "validate": "example: latent-sweep validate sweeps/ex15.yaml",
+    "table": "example: latent-sweep table results/quick --sort hue_corr --top 5 --where 'recon_mse < 1e-3'",
+    "compare": "example: latent-sweep compare results/ex17_seeds --by labels.mode --scores hue_corr recon_mse",
+    "plot": "example: latent-sweep plot results/quick --kind latent --out plots/",
+}
+
+
+def _overrides(values: list[str] | None) -> list[str]:
+    return list(values or [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latent-sweep",
+        description="Ray Tune sweeps over latent-space training experiments.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = add("run", "Run a sweep on Ray Tune and write trials.parquet.")
+    p.add_argument("sweep", help="sweep file (YAML)")
+    p.add_argument("--storage", help="results root: a directory or a URI (default: results/)")
+    p.add_argument("--name", help="experiment name (default: the sweep's name)")
+    p.add_argument("--num-samples", type=int, help="override the sweep's num_samples")
+    p.add_argument("--address", help="Ray cluster address (auto, or HOST:PORT); default: embedded local Ray")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
+
+    p = add("resume", "Finish an interrupted sweep from its checkpoints.")
+    p.add_argument("results_dir", help="the sweep's results directory")
+    p.add_argument("--restart-errored", action="store_true", help="retry trials that errored")
+    p.add_argument("--address", help="Ray cluster address; default: embedded local Ray")
+
+    p = add("train", "Train one trial in-process, without Ray (the base config, no sampling).")
+    p.add_argument("config", help="sweep file or a trial's config.yaml")
+    p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--steps", type=int, help="stop after this many steps")
+    p.add_argument("--out", help="trial directory (default: results/<name>/train-seed<N>)")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
+
+    p = add("validate", "Check a sweep file and the schedules it names, without running anything.")
+    p.add_argument("sweep", help="sweep file (YAML)")
+
+    p = add("table", "Show the trials of one or more sweeps as a table.")
+    p.add_argument("results_dirs", nargs="+", help="sweep results directories")
+    p.add_argument("--sort", help="score or column to sort by (best first)")
+    p.add_argument("--top", type=int, help="keep the first N rows")
+    p.add_argument("--where", help="filter expression, e.g. \"hue_order == 1 and recon_mse < 1e-3\"")
+    p.add_argument("--columns", nargs="+", help="columns to show")
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "parquet"])
+    p.add_argument("--out", help="write to this file instead of stdout (required for parquet)")
+
+    p = add("compare", "Group trials by a config path: count, mean ± std per score.")
+    p.add_argument("results_dirs", nargs="+", help="sweep results directories")
+    p.add_argument("--by", required=True, help="config path to group by, e.g. labels.mode")
+    p.add_argument("--scores", nargs="+", help="scores to summarize")
+    p.add_argument("--pareto", help="mark the Pareto front, e.g. hue_corr:max,recon_mse:min")
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown"])
+
+    p = add("plot", "Draw PNG plots of a sweep or one of its trials.")
+    p.add_argument("results_dir", help="sweep results directory (or a trial directory)")
+    p.add_argument("trial", nargs="?", help="trial id (default: the best trial)")
+    p.add_argument("--kind", default="latent", choices=["latent", "schedule", "curves", "sweep"])
+    p.add_argument("--out", default="plots", help="output directory for PNG files")
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    # Imports are local so `--help` and light commands stay fast (Ray and torch are heavy).
+    if args.command == "train":
+        from latent_sweep.train import train_command
+
+        return train_command(args)
+    if args.command == "validate":
+        from latent_sweep.train import validate_command
+
+        return validate_command(args)
+    if args.command in ("run", "resume"):
+        from latent_sweep import sweep
+
+        return sweep.run_command(args) if args.command == "run" else sweep.resume_command(args)
+    if args.command in ("table", "compare"):
+        from latent_sweep import results
+
+        return results.table_command(args) if args.command == "table" else results.compare_command(args)
+    if args.command == "plot":
+        from latent_sweep.plots import plot_command
+
+        return plot_command(args)
+    raise AssertionError(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return dispatch(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
