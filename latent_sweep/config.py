@@ -1,0 +1,182 @@
+"""Trial configs: load YAML, address values by path, validate into typed objects once.
+
+A sweep file is a trial config plus an optional `sweep:` block (read by `latent_sweep.sweep`).
+Everything a trial needs is in its config dict: `load_file` inlines the schedule CSV as
+`schedule.keyframes` records, so a trial's `config.yaml` reproduces it on its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from latent_sweep.errors import UserError, where
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+# ---------------------------------------------------------------------------------------
+# Paths: "schedule.keyframes[5].reg-polar"
+
+
+def split_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    pos = 0
+    for m in _TOKEN.finditer(path):
+        if m.start() != pos and path[pos:m.start()] != ".":
+            raise UserError(f"config path `{path}` is malformed at position {pos}")
+        parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+        pos = m.end()
+    if not parts or pos != len(path):
+        raise UserError(f"config path `{path}` is malformed; expected e.g. `terms[0].power`")
+    return parts
+
+
+def _walk(raw: Any, parts: list[str | int], path: str, create: bool) -> Any:
+    node = raw
+    for i, key in enumerate(parts):
+        prefix = path if i == len(parts) - 1 else "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[: i + 1]
+        ).lstrip(".")
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                size = len(node) if isinstance(node, list) else "not a list"
+                raise UserError(f"config path `{path}`: `{prefix}` does not exist (list size {size})")
+            node = node[key]
+        else:
+            if not isinstance(node, dict):
+                raise UserError(f"config path `{path}`: `{prefix}` is inside a value that is not a mapping")
+            if key not in node:
+                if not create:
+                    raise UserError(f"config path `{path}`: `{prefix}` does not exist")
+                node[key] = {}
+            node = node[key]
+    return node
+
+
+def get_path(raw: dict, path: str) -> Any:
+    return _walk(raw, split_path(path), path, create=False)
+
+
+def set_path(raw: dict, path: str, value: Any) -> None:
+    """Set a value; missing mapping keys on the way are created (lists must exist)."""
+    parts = split_path(path)
+    parent = _walk(raw, parts[:-1], path, create=True) if len(parts) > 1 else raw
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(parent, list) or last >= len(parent):
+            raise UserError(f"config path `{path}` does not exist")
+    elif not isinstance(parent, dict):
+        raise UserError(f"config path `{path}`: its parent is not a mapping")
+    parent[last] = value
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    """`--set path=value` → (path, YAML-parsed value)."""
+    out = []
+    for item in items:
+        path, sep, text = item.partition("=")
+        if not sep or not path:
+            raise UserError(f"--set expects PATH=VALUE, e.g. `labels.mode=soft`, but got `{item}`")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as err:
+            raise UserError(f"--set {path}: value `{text}` is not valid YAML ({err})") from None
+        split_path(path)
+        out.append((path, value))
+    return out
+
+
+def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
+    raw = copy.deepcopy(raw)
+    for path, value in overrides:
+        set_path(raw, path, value)
+    return raw
+
+
+# ---------------------------------------------------------------------------------------
+# Files
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read the file ({err.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level, but got {raw!r:.60}")
+    return raw
+
+
+def load_file(path: str | Path) -> dict:
+    """Read a sweep or trial config; inline `schedule.csv` (relative to the file) as keyframes."""
+    from latent_sweep.schedule import Dopesheet
+
+    path = Path(path)
+    raw = read_yaml(path)
+    schedule = raw.get("schedule")
+    if isinstance(schedule, dict) and "csv" in schedule:
+        if "keyframes" in schedule:
+            raise UserError(f"{where(path, 'schedule')}give either `csv` or `keyframes`, not both")
+        csv = Path(str(schedule.pop("csv")))
+        csv = csv if csv.is_absolute() else path.parent / csv
+        schedule["keyframes"] = Dopesheet.from_csv(csv).to_records()
+    return raw
+
+
+def split_sweep(raw: dict) -> tuple[dict, dict | None]:
+    trial = {k: v for k, v in raw.items() if k != "sweep"}
+    return copy.deepcopy(trial), copy.deepcopy(raw.get("sweep"))
+
+
+# ---------------------------------------------------------------------------------------
+# Validation
+
+
+def format_validation_error(err: pydantic.ValidationError, source: str | Path | None, prefix: str = "") -> str:
+    """Pydantic errors → one paragraph: file, `field.path`, what was expected, value got."""
+    messages = []
+    for e in err.errors()[:3]:
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        loc = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        kind = e["type"]
+        got = e.get("input")
+        if kind == "extra_forbidden":
+            msg = f"`{loc}` is not a known key"
+        elif kind == "missing":
+            msg = f"`{loc}` is required but missing"
+        elif kind == "union_tag_invalid":
+            tags = e.get("ctx", {}).get("expected_tags", "")
+            tag = e.get("ctx", {}).get("tag", got)
+            msg = f"`{loc}` has unknown kind `{tag}`; expected one of {tags}"
+        elif kind == "union_tag_not_found":
+            msg = f"`{loc}` needs a `kind`"
+        else:
+            text = e["msg"].removeprefix("Value error, ")
+            msg = f"`{loc}` {text[0].lower()}{text[1:]}, but got {got!r:.80}"
+        messages.append(msg)
+    more = f" (and {len(err.errors()) - 3} more problems)" if len(err.errors()) > 3 else ""
+    head = f"{source}: " if source else ""
+    return head + "; ".join(messages) + more
+
+
+def validate(trial_raw: dict, source: str | Path | None = None):
+    """Validate a trial config dict into its experiment's typed config."""
+    from latent_sweep.experiments import config_class
+
+    kind = trial_raw.get("experiment", "autoencoder")
+    cls = config_class(kind, source)
+    try:
+        return cls.model_validate(trial_raw)
+    except pydantic.ValidationError as err:
+        raise UserError(format_validation_error(err, source)) from None

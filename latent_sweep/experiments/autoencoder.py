@@ -1,0 +1,289 @@
+"""The color autoencoder experiment: one training loop, driven by a dense schedule."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from latent_sweep import colors, history, scores
+from latent_sweep.errors import UserError
+from latent_sweep.experiments.ae_config import AutoencoderConfig
+from latent_sweep.models import ColorAutoencoder
+from latent_sweep.objectives import Anchor, Pin, affinity, per_sample, weigh
+from latent_sweep.schedule import Dopesheet, Timeline
+from latent_sweep.session import Session
+
+__all__ = ["AutoencoderConfig", "train"]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("`device` is `cuda`, but no CUDA device is available here; use `auto` or `cpu`")
+    return torch.device(name)
+
+
+@dataclass
+class ColorData:
+    """Tensors the loop and the evaluation need, built once on the trial's device."""
+
+    train: torch.Tensor  # [n, 3] the HSV cube as RGB
+    bias: np.ndarray  # [n] sampling bias (ones when disabled)
+    vibrancy: np.ndarray  # [n]
+    label_probs: torch.Tensor  # [n, n_labels] probability of each label per training color
+    hues: colors.ColorSet
+    primaries: torch.Tensor
+    primary_probs: torch.Tensor
+    grid: colors.ColorSet
+    grid_t: torch.Tensor
+
+    @classmethod
+    def build(cls, cfg: AutoencoderConfig, device: torch.device) -> ColorData:
+        d = cfg.data
+        step = d.hue_step_deg / 360
+        cube = colors.hsv_cube(step, d.n_saturation, d.n_value)
+        n_hues = len(colors.pure_hues(step))
+        bias = colors.sampling_bias(cube, n_hues, d.n_saturation) if d.bias else np.ones(len(cube))
+        grid = colors.rgb_cube(d.eval_grid)
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.tensor(a, dtype=torch.float32, device=device)
+
+        train, prim = t(cube.rgb), t(colors.primaries().rgb)
+        return cls(
+            train=train,
+            bias=bias,
+            vibrancy=cube.vibrancy,
+            label_probs=label_probabilities(cfg, train),
+            hues=colors.pure_hues(step),
+            primaries=prim,
+            primary_probs=label_probabilities(cfg, prim),
+            grid=grid,
+            grid_t=t(grid.rgb),
+        )
+
+
+def label_probabilities(cfg: AutoencoderConfig, rgb: torch.Tensor) -> torch.Tensor:
+    """Per color, each concept's label probability (scale applied), columns in config order."""
+    cols = [
+        colors.concept_probability(rgb, c.kind, c.rgb, c.exponent) * c.scale
+        for c in cfg.labels.concepts.values()
+    ]
+    return torch.stack(cols, dim=1) if cols else torch.zeros(len(rgb), 0, device=rgb.device)
+
+
+def dense_weights(cfg: AutoencoderConfig, timeline: Timeline, total: int) -> dict[str, np.ndarray]:
+    """Per-step weights for recon and every term. Explicit defaults: a term whose property is
+    absent from the schedule has weight 0 (off); reconstruction has weight 1."""
+    index = np.minimum(np.arange(total), len(timeline) - 1)  # hold the last value past the end
+    props = set(timeline.dopesheet.props)
+
+    def curve(name: str, default: float) -> np.ndarray:
+        return timeline.values(name)[index] if name in props else np.full(total, default)
+
+    out = {"recon": curve(cfg.recon_property, 1.0), "lr": curve("lr", 0.0)}
+    out.update({t.name: curve(t.name, 0.0) for t in cfg.terms})
+    return out
+
+
+def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
+    """Train the color autoencoder under its schedule; report scores and checkpoints."""
+    from latent_sweep.experiments import TrialDiverged
+
+    device = pick_device(cfg.device)
+    sheet = Dopesheet.from_records(cfg.schedule.keyframes, path_prefix="schedule.keyframes")
+    sheet.require(["lr"])
+    timeline = Timeline(sheet, scale=cfg.schedule.scale)
+    total = cfg.steps or len(timeline)
+    w = dense_weights(cfg, timeline, total)
+    phase_of_step = timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]
+    phase_names = [p.name for p in timeline.phases]
+    for name in cfg.data.phases:
+        if name not in phase_names:
+            raise UserError(f"`data.phases` names phase `{name}`, which the schedule does not have: {phase_names}")
+    phase_sets = [cfg.data.phases.get(name, "hsv") for name in phase_names]
+    fraction = cfg.data.fraction_property if cfg.data.fraction_property in sheet.props else None
+    fractions = timeline.values(fraction) if fraction else None
+    actions = timeline.actions
+    label_names = list(cfg.labels.concepts)
+
+    data = ColorData.build(cfg, device)
+    model = ColorAutoencoder(cfg.model.hidden, cfg.model.latent_dim, cfg.model.normalize).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, foreach=True)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents
+    trial_dir = Path(session.trial_dir)
+    hues_t = torch.tensor(data.hues.rgb, dtype=torch.float32, device=device)
+
+    # Continue from the session's checkpoint, dropping history written after it.
+    start, elapsed = 0, 0.0
+    state = session.restore()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"].to(gen.get_state().device))
+        recorded = {k: v.to(device) for k, v in state["anchors"].items()}
+        start, elapsed = int(state["step"]), float(state["wall_time"])
+    history.truncate(trial_dir / "history", start)
+    history.truncate(trial_dir / "evals", start + 1)
+
+    hues_idx = torch.nonzero(torch.tensor(data.vibrancy >= 1 - 1e-9, device=device)).flatten()
+    loss_cols = ["recon", *[t.name for t in cfg.terms]]
+    buf = torch.zeros(cfg.checkpoint_every + 1, 2 * len(loss_cols) + 1, device=device)
+    buf_first, buf_len, evals_rows = start, 0, []
+    wall = np.zeros(cfg.checkpoint_every + 1)
+    t0 = time.perf_counter() - elapsed
+    weights_cache: tuple[float | None, torch.Tensor | None] = (None, None)
+    result: dict[str, float] = {}
+
+    for step in range(start, total):
+        # Events at this step: actions (e.g. record anchor latents) before training on it.
+        for action in actions.get(step, []):
+            with torch.no_grad():
+                for term in cfg.terms:
+                    if isinstance(term, Anchor) and term.action == action:
+                        recorded[term.name] = model.encode(data.primaries).detach()
+
+        # Batch for this step's phase; `data-fraction` reweights sampling (1.5).
+        kind = phase_sets[phase_of_step[step]] if phase_of_step[step] >= 0 else "hsv"
+        if kind == "primaries":
+            x, probs = data.primaries, data.primary_probs
+        else:
+            f = float(fractions[min(step, len(fractions) - 1)]) if fractions is not None else None
+            if weights_cache[0] != f or weights_cache[1] is None:
+                p = data.bias
+                if f is not None:
+                    in_low, out_low = colors.fraction_levels(f)
+                    p = colors.levels(data.vibrancy, float(in_low), float(out_low)) * data.bias
+                weights_cache = (f, torch.tensor(p, dtype=torch.float32, device=device))
+            if kind == "hues":
+                idx = hues_idx[torch.randint(len(hues_idx), (cfg.data.batch_size,), generator=gen, device=device)]
+            else:
+                idx = torch.multinomial(weights_cache[1], cfg.data.batch_size, replacement=True, generator=gen)
+            x, probs = data.train[idx], data.label_probs[idx]
+        if cfg.labels.mode == "hard":
+            probs = torch.bernoulli(probs, generator=gen)  # fresh 0/1 labels every batch
+        labels = {name: probs[:, i] for i, name in enumerate(label_names)}
+
+        # Objective: recon + Σ w_t(step)·term_t; weights are host floats, so zero skips cost no sync.
+        for group in optimizer.param_groups:
+            group["lr"] = float(w["lr"][step])
+        out, z = model(x)
+        raw = [((out - x) ** 2).mean()]
+        weighted = [raw[0] * float(w["recon"][step])]
+        for term in cfg.terms:
+            wt = float(w[term.name][step])
+            if wt == 0.0 or (isinstance(term, Anchor) and term.name not in recorded):
+                raw.append(torch.zeros((), device=device))
+            elif isinstance(term, Anchor):
+                raw.append(weigh(per_sample(term, model.encode(data.primaries), recorded[term.name]), None))
+            else:
+                raw.append(weigh(per_sample(term, z), affinity(term, labels, len(x), device)))
+            # A non-finite term is recorded (NaN in history) but not summed into the loss.
+            weighted.append(torch.nan_to_num(raw[-1] * wt, nan=0.0, posinf=0.0, neginf=0.0))
+        loss = torch.stack(weighted).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        buf[buf_len] = torch.cat([torch.stack(raw), torch.stack(weighted), loss.reshape(1)]).detach()
+        wall[buf_len] = time.perf_counter() - t0
+        buf_len += 1
+
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == total or done % cfg.checkpoint_every == 0:
+            if not torch.isfinite(buf[:buf_len, -1]).all():  # one host sync per evaluation
+                raise TrialDiverged(f"loss became non-finite by step {step}")
+            result = evaluate(cfg, model, data, hues_t, recorded)
+            evals_rows.append({"step": done, **result})
+            if (cfg.snapshot_every and done % cfg.snapshot_every == 0) or done == total:
+                write_snapshot(trial_dir, done, model, data)
+            ckpt = None
+            if done % cfg.checkpoint_every == 0 or done == total:
+                flush_history(trial_dir, cfg, timeline, buf[:buf_len].cpu().numpy(), wall[:buf_len],
+                              buf_first, loss_cols, total)
+                flush_evals(trial_dir, evals_rows)
+                ckpt = {
+                    "step": done,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": gen.get_state(),
+                    "anchors": {k: v.cpu() for k, v in recorded.items()},
+                    "wall_time": time.perf_counter() - t0,
+                }
+                buf_first, buf_len, evals_rows = done, 0, []
+            session.report({"step": done, "done": done == total, **result}, checkpoint=ckpt)
+    return result
+
+
+@torch.no_grad()
+def evaluate(cfg, model, data: ColorData, hues_t, recorded) -> dict[str, float]:
+    """Scores of the latent space on the fixed evaluation sets (SPEC §4)."""
+    out, z = model(data.grid_t)
+    hue_z = model.encode(hues_t)
+    plane = cfg.scores.hue_plane
+    result = scores.recon_errors(data.grid.rgb, out, data.grid.hsv)
+    result.update(scores.hue_scores(hue_z, data.hues.hsv[:, 0], plane))
+    result["planarity_vibrant"] = scores.planarity(hue_z, plane)
+    result["norm_error"] = scores.norm_error(z)
+    for term in cfg.terms:
+        if isinstance(term, Pin):
+            for label in term.affinities or {}:
+                concept = cfg.labels.concepts[label]
+                if concept.kind == "color":
+                    ref = torch.tensor([concept.rgb], dtype=torch.float32, device=z.device)
+                    result[f"anchor_error_{label}"] = scores.anchor_error(model.encode(ref), term.point)
+    # Neighbor-preservation scores (input colors vs latents on the grid) join here.
+    return result
+
+
+def write_snapshot(trial_dir: Path, step: int, model, data: ColorData) -> None:
+    with torch.no_grad():
+        z = model.encode(data.grid_t).cpu().numpy()
+    cols = {f"z{i}": pa.array(z[:, i], pa.float32()) for i in range(z.shape[1])}
+    cols.update({c: pa.array(data.grid.rgb[:, i], pa.float32()) for i, c in enumerate("rgb")})
+    directory = trial_dir / "latents"
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp, final = directory / f".step-{step:09d}.tmp", directory / f"step-{step:09d}.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(cols), tmp)
+    tmp.replace(final)
+
+
+def flush_history(trial_dir, cfg, timeline, rows, wall, first, loss_cols, total) -> None:
+    if len(rows) == 0:
+        return
+    steps = np.arange(first, first + len(rows))
+    at = np.minimum(steps, len(timeline) - 1)
+    names = [p.name for p in timeline.phases]
+    pidx = timeline.phase_index[at]
+    cols: dict[str, pa.Array] = {
+        "step": pa.array(steps, pa.int64()),
+        "phase": pa.array([names[i] if i >= 0 else None for i in pidx], pa.string()),
+    }
+    for prop in timeline.dopesheet.props:
+        cols[prop] = pa.array(timeline.values(prop)[at], pa.float64())
+    n = len(loss_cols)
+    for j, name in enumerate(loss_cols):
+        cols[f"term.{name}"] = pa.array(rows[:, j], pa.float64())
+        cols[f"weighted.{name}"] = pa.array(rows[:, n + j], pa.float64())
+    cols["loss"] = pa.array(rows[:, -1], pa.float64())
+    cols["wall_time"] = pa.array(wall, pa.float64())
+    history.write_part(trial_dir / "history", first, pa.table(cols))
+
+
+def flush_evals(trial_dir: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    names = list(rows[0])
+    cols = {"step": pa.array([r["step"] for r in rows], pa.int64())}
+    cols.update({k: pa.array([float(r[k]) for r in rows], pa.float64()) for k in names if k != "step"})
+    history.write_part(trial_dir / "evals", rows[0]["step"], pa.table(cols))

@@ -1,0 +1,71 @@
+"""`latent-sweep train` and `latent-sweep validate`: one trial in-process, or a dry check."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from latent_sweep import config
+
+
+def load_trial(path: str, seed: int | None = None, steps: int | None = None, sets: list[str] | None = None):
+    """A sweep file's base config (or a trial's config.yaml) with CLI overrides applied."""
+    trial, _ = config.split_sweep(config.load_file(path))
+    overrides = config.parse_overrides(sets or [])
+    if seed is not None:
+        overrides.append(("seed", seed))
+    if steps is not None:
+        overrides.append(("steps", steps))
+    trial = config.apply_overrides(trial, overrides)
+    return trial, config.validate(trial, path)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from latent_sweep.experiments import run_trial
+    from latent_sweep.session import LocalSession
+
+    trial, cfg = load_trial(args.config, args.seed, args.steps, args.set)
+    out = Path(args.out) if args.out else Path("results") / cfg.name / f"train-seed{cfg.seed}"
+    total = cfg.steps or None
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[scores]}"),
+    ) as progress:
+        task = progress.add_task(cfg.name, total=total, scores="")
+
+        def on_report(metrics: dict) -> None:
+            shown = {k: metrics[k] for k in ("hue_corr", "recon_mse", "trustworthiness_k10") if k in metrics}
+            text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
+            progress.update(task, completed=metrics["step"], scores=text)
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        final = run_trial(trial, LocalSession(out, on_report=on_report), source=args.config)
+    width = max(map(len, final), default=0)
+    for name, value in final.items():
+        print(f"{name:<{width}}  {value:.6g}")
+    print(f"trial directory: {out}")
+    return 0
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    from latent_sweep.schedule import Dopesheet, Timeline
+
+    raw = config.load_file(args.sweep)
+    trial, sweep_block = config.split_sweep(raw)
+    cfg = config.validate(trial, args.sweep)
+    sheet = Dopesheet.from_records(cfg.schedule.keyframes, source=args.sweep)
+    sheet.require(["lr"])
+    timeline = Timeline(sheet, scale=cfg.schedule.scale)
+    if sweep_block is not None:
+        from latent_sweep.sweep import validate_sweep
+
+        validate_sweep(raw, args.sweep)
+    phases = ", ".join(f"{p.name} [{p.start}–{p.end}]" for p in timeline.phases) or "none"
+    print(f"{args.sweep}: ok — {cfg.experiment}, {cfg.steps or len(timeline)} steps, phases: {phases}")
+    return 0
