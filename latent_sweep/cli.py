@@ -14,7 +14,7 @@ EXAMPLES = {
     "train": "example: latent-sweep train sweeps/ex17.yaml --seed 3 --out results/ex17-s3",
     "validate": "example: latent-sweep validate sweeps/ex15.yaml",
     "table": "example: latent-sweep table results/quick --sort hue_corr --top 5 --where 'recon_mse < 1e-3'",
-    "compare": "example: latent-sweep compare results/ex17_seeds --by labels.mode --scores hue_corr recon_mse",
+    "compare": "example: latent-sweep compare results/labels_soft_vs_hard --by labels.mode --scores hue_corr",
     "plot": "example: latent-sweep plot results/quick --kind latent --out plots/",
 }
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dirs", nargs="+", help="sweep results directories")
     p.add_argument("--sort", help="score or column to sort by (best first)")
     p.add_argument("--top", type=int, help="keep the first N rows")
-    p.add_argument("--where", help="filter expression, e.g. \"hue_order == 1 and recon_mse < 1e-3\"")
+    p.add_argument("--where", help='filter expression, e.g. "hue_order == 1 and recon_mse < 1e-3"')
     p.add_argument("--columns", nargs="+", help="columns to show")
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "parquet"])
     p.add_argument("--out", help="write to this file instead of stdout (required for parquet)")

@@ -28,7 +28,7 @@ def split_path(path: str) -> list[str | int]:
     parts: list[str | int] = []
     pos = 0
     for m in _TOKEN.finditer(path):
-        if m.start() != pos and path[pos:m.start()] != ".":
+        if m.start() != pos and path[pos : m.start()] != ".":
             raise UserError(f"config path `{path}` is malformed at position {pos}")
         parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
@@ -40,9 +40,11 @@ def split_path(path: str) -> list[str | int]:
 def _walk(raw: Any, parts: list[str | int], path: str, create: bool) -> Any:
     node = raw
     for i, key in enumerate(parts):
-        prefix = path if i == len(parts) - 1 else "".join(
-            f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[: i + 1]
-        ).lstrip(".")
+        prefix = (
+            path
+            if i == len(parts) - 1
+            else "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[: i + 1]).lstrip(".")
+        )
         if isinstance(key, int):
             if not isinstance(node, list) or key >= len(node):
                 size = len(node) if isinstance(node, list) else "not a list"
@@ -143,7 +145,9 @@ def split_sweep(raw: dict) -> tuple[dict, dict | None]:
 # Validation
 
 
-def format_validation_error(err: pydantic.ValidationError, source: str | Path | None, prefix: str = "") -> str:
+def format_validation_error(
+    err: pydantic.ValidationError, source: str | Path | None, prefix: str = ""
+) -> str:
     """Pydantic errors → one paragraph: file, `field.path`, what was expected, value got."""
     messages = []
     for e in err.errors()[:3]:

@@ -94,7 +94,7 @@ def per_sample(term: TermConfig, z: torch.Tensor, recorded: torch.Tensor | None 
             c = e @ e.T
             # Not torch.eye: batches drawn with replacement hold duplicates, which also
             # have c = 1 and must not repel themselves.
-            c = torch.where(torch.isclose(c, torch.ones_like(c)), torch.zeros_like(c), c)
+            c = c.masked_fill(c >= 1.0 - 1e-5, 0.0)
             if term.shift:
                 c = (c + 1.0) / 2.0
             return (c**term.power).sum(dim=-1)
@@ -109,21 +109,24 @@ def per_sample(term: TermConfig, z: torch.Tensor, recorded: torch.Tensor | None 
     raise AssertionError(term)
 
 
-def affinity(term: TermConfig, labels: dict[str, torch.Tensor], batch: int, device) -> torch.Tensor | None:
-    """a_i = clamp(Σ_k label_k,i · affinity_k, 0, 1); None means every sample counts fully."""
-    if not term.affinities:
-        return None
-    total = torch.zeros(batch, device=device)
-    for label, strength in term.affinities.items():
-        total = total + labels[label] * strength
-    return total.clamp(0.0, 1.0)
+def affinity_matrix(cfg, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Affinities as a [n_labels, n_terms] matrix and a [n_terms] mask of terms that have any.
+
+    a_i = clamp(Σ_k label_k,i · affinity_k, 0, 1) for all terms at once is then
+    `where(mask, (labels @ matrix).clamp(0, 1), 1)`: a term without affinities counts every sample.
+    """
+    names = list(cfg.labels.concepts)
+    matrix = torch.zeros(len(names), len(cfg.terms), device=device)
+    for j, term in enumerate(cfg.terms):
+        for label, strength in (term.affinities or {}).items():
+            matrix[names.index(label), j] = strength
+    mask = torch.tensor([bool(t.affinities) for t in cfg.terms], device=device)
+    return matrix, mask
 
 
-def weigh(loss: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+def weigh(loss: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Σ_i loss_i·a_i / (Σ_i a_i + 1e-8): the mean over the samples the term applies to.
 
     With all a_i = 0 this is exactly 0, so the loop needs no host sync to skip such a term.
     """
-    if a is None:
-        return loss.mean()
     return (loss * a).sum() / (a.sum() + EPS)

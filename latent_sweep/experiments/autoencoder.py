@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 
-from latent_sweep import colors, history, scores
+from latent_sweep import colors, scores
 from latent_sweep.errors import UserError
 from latent_sweep.experiments.ae_config import AutoencoderConfig
+from latent_sweep.experiments.recording import Recorder, pick_device
 from latent_sweep.models import ColorAutoencoder
-from latent_sweep.objectives import Anchor, Pin, affinity, per_sample, weigh
+from latent_sweep.objectives import Anchor, Pin, affinity_matrix, per_sample, weigh
 from latent_sweep.schedule import Dopesheet, Timeline
 from latent_sweep.session import Session
 
 __all__ = ["AutoencoderConfig", "train"]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("`device` is `cuda`, but no CUDA device is available here; use `auto` or `cpu`")
-    return torch.device(name)
 
 
 @dataclass
@@ -106,20 +96,25 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
     phase_names = [p.name for p in timeline.phases]
     for name in cfg.data.phases:
         if name not in phase_names:
-            raise UserError(f"`data.phases` names phase `{name}`, which the schedule does not have: {phase_names}")
+            raise UserError(
+                f"`data.phases` names phase `{name}`, which the schedule does not have: {phase_names}"
+            )
     phase_sets = [cfg.data.phases.get(name, "hsv") for name in phase_names]
     fraction = cfg.data.fraction_property if cfg.data.fraction_property in sheet.props else None
     fractions = timeline.values(fraction) if fraction else None
     actions = timeline.actions
-    label_names = list(cfg.labels.concepts)
 
     data = ColorData.build(cfg, device)
     model = ColorAutoencoder(cfg.model.hidden, cfg.model.latent_dim, cfg.model.normalize).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, foreach=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, fused=True)
+    w_dev = torch.tensor(
+        np.stack([w["recon"], *[w[t.name] for t in cfg.terms]], axis=1), dtype=torch.float32, device=device
+    )  # [total, 1 + n_terms]
+    aff, has_aff = affinity_matrix(cfg, device)
+    zero = torch.zeros((), device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents
-    trial_dir = Path(session.trial_dir)
     hues_t = torch.tensor(data.hues.rgb, dtype=torch.float32, device=device)
 
     # Continue from the session's checkpoint, dropping history written after it.
@@ -131,15 +126,17 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
         gen.set_state(state["generator"].to(gen.get_state().device))
         recorded = {k: v.to(device) for k, v in state["anchors"].items()}
         start, elapsed = int(state["step"]), float(state["wall_time"])
-    history.truncate(trial_dir / "history", start)
-    history.truncate(trial_dir / "evals", start + 1)
+    rec = Recorder(
+        session.trial_dir,
+        timeline,
+        ["recon", *[t.name for t in cfg.terms]],
+        cfg.checkpoint_every + 1,
+        start,
+        elapsed,
+        device,
+    )
 
     hues_idx = torch.nonzero(torch.tensor(data.vibrancy >= 1 - 1e-9, device=device)).flatten()
-    loss_cols = ["recon", *[t.name for t in cfg.terms]]
-    buf = torch.zeros(cfg.checkpoint_every + 1, 2 * len(loss_cols) + 1, device=device)
-    buf_first, buf_len, evals_rows = start, 0, []
-    wall = np.zeros(cfg.checkpoint_every + 1)
-    t0 = time.perf_counter() - elapsed
     weights_cache: tuple[float | None, torch.Tensor | None] = (None, None)
     result: dict[str, float] = {}
 
@@ -164,61 +161,61 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
                     p = colors.levels(data.vibrancy, float(in_low), float(out_low)) * data.bias
                 weights_cache = (f, torch.tensor(p, dtype=torch.float32, device=device))
             if kind == "hues":
-                idx = hues_idx[torch.randint(len(hues_idx), (cfg.data.batch_size,), generator=gen, device=device)]
+                idx = hues_idx[
+                    torch.randint(len(hues_idx), (cfg.data.batch_size,), generator=gen, device=device)
+                ]
             else:
-                idx = torch.multinomial(weights_cache[1], cfg.data.batch_size, replacement=True, generator=gen)
+                idx = torch.multinomial(
+                    weights_cache[1], cfg.data.batch_size, replacement=True, generator=gen
+                )
             x, probs = data.train[idx], data.label_probs[idx]
         if cfg.labels.mode == "hard":
             probs = torch.bernoulli(probs, generator=gen)  # fresh 0/1 labels every batch
-        labels = {name: probs[:, i] for i, name in enumerate(label_names)}
+        # Label affinity per sample and term, a = clamp(labels · affinities, 0, 1), in one matmul.
+        a = torch.where(has_aff, (probs @ aff).clamp(0.0, 1.0), 1.0)
 
-        # Objective: recon + Σ w_t(step)·term_t; weights are host floats, so zero skips cost no sync.
+        # Objective: recon + Σ w_t(step)·term_t. Weights are host floats, so skipping a zero
+        # weight costs no device sync.
         for group in optimizer.param_groups:
             group["lr"] = float(w["lr"][step])
         out, z = model(x)
         raw = [((out - x) ** 2).mean()]
-        weighted = [raw[0] * float(w["recon"][step])]
-        for term in cfg.terms:
-            wt = float(w[term.name][step])
-            if wt == 0.0 or (isinstance(term, Anchor) and term.name not in recorded):
-                raw.append(torch.zeros((), device=device))
+        for j, term in enumerate(cfg.terms):
+            if w[term.name][step] == 0.0 or (isinstance(term, Anchor) and term.name not in recorded):
+                raw.append(zero)
             elif isinstance(term, Anchor):
-                raw.append(weigh(per_sample(term, model.encode(data.primaries), recorded[term.name]), None))
+                raw.append(per_sample(term, model.encode(data.primaries), recorded[term.name]).mean())
             else:
-                raw.append(weigh(per_sample(term, z), affinity(term, labels, len(x), device)))
-            # A non-finite term is recorded (NaN in history) but not summed into the loss.
-            weighted.append(torch.nan_to_num(raw[-1] * wt, nan=0.0, posinf=0.0, neginf=0.0))
-        loss = torch.stack(weighted).sum()
+                raw.append(weigh(per_sample(term, z), a[:, j]))
+        raw_t = torch.stack(raw)
+        # A non-finite term is recorded (NaN in history) but not summed into the loss.
+        weighted = torch.nan_to_num(raw_t * w_dev[step], nan=0.0, posinf=0.0, neginf=0.0)
+        loss = weighted.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-        buf[buf_len] = torch.cat([torch.stack(raw), torch.stack(weighted), loss.reshape(1)]).detach()
-        wall[buf_len] = time.perf_counter() - t0
-        buf_len += 1
+        rec.log(raw_t, weighted, loss)
 
         done = step + 1
         if done % cfg.eval_every == 0 or done == total or done % cfg.checkpoint_every == 0:
-            if not torch.isfinite(buf[:buf_len, -1]).all():  # one host sync per evaluation
-                raise TrialDiverged(f"loss became non-finite by step {step}")
+            if not rec.finite():
+                raise TrialDiverged(f"the loss became non-finite by step {step}")
             result = evaluate(cfg, model, data, hues_t, recorded)
-            evals_rows.append({"step": done, **result})
+            rec.evaluation(done, result)
             if (cfg.snapshot_every and done % cfg.snapshot_every == 0) or done == total:
-                write_snapshot(trial_dir, done, model, data)
+                rec.snapshot(done, model.encode(data.grid_t), rgb=data.grid.rgb)
             ckpt = None
             if done % cfg.checkpoint_every == 0 or done == total:
-                flush_history(trial_dir, cfg, timeline, buf[:buf_len].cpu().numpy(), wall[:buf_len],
-                              buf_first, loss_cols, total)
-                flush_evals(trial_dir, evals_rows)
+                rec.flush()  # history parts first, so a checkpoint never points past them
                 ckpt = {
                     "step": done,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "generator": gen.get_state(),
                     "anchors": {k: v.cpu() for k, v in recorded.items()},
-                    "wall_time": time.perf_counter() - t0,
+                    "wall_time": rec.elapsed(),
                 }
-                buf_first, buf_len, evals_rows = done, 0, []
             session.report({"step": done, "done": done == total, **result}, checkpoint=ckpt)
     return result
 
@@ -242,48 +239,3 @@ def evaluate(cfg, model, data: ColorData, hues_t, recorded) -> dict[str, float]:
                     result[f"anchor_error_{label}"] = scores.anchor_error(model.encode(ref), term.point)
     # Neighbor-preservation scores (input colors vs latents on the grid) join here.
     return result
-
-
-def write_snapshot(trial_dir: Path, step: int, model, data: ColorData) -> None:
-    with torch.no_grad():
-        z = model.encode(data.grid_t).cpu().numpy()
-    cols = {f"z{i}": pa.array(z[:, i], pa.float32()) for i in range(z.shape[1])}
-    cols.update({c: pa.array(data.grid.rgb[:, i], pa.float32()) for i, c in enumerate("rgb")})
-    directory = trial_dir / "latents"
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp, final = directory / f".step-{step:09d}.tmp", directory / f"step-{step:09d}.parquet"
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.table(cols), tmp)
-    tmp.replace(final)
-
-
-def flush_history(trial_dir, cfg, timeline, rows, wall, first, loss_cols, total) -> None:
-    if len(rows) == 0:
-        return
-    steps = np.arange(first, first + len(rows))
-    at = np.minimum(steps, len(timeline) - 1)
-    names = [p.name for p in timeline.phases]
-    pidx = timeline.phase_index[at]
-    cols: dict[str, pa.Array] = {
-        "step": pa.array(steps, pa.int64()),
-        "phase": pa.array([names[i] if i >= 0 else None for i in pidx], pa.string()),
-    }
-    for prop in timeline.dopesheet.props:
-        cols[prop] = pa.array(timeline.values(prop)[at], pa.float64())
-    n = len(loss_cols)
-    for j, name in enumerate(loss_cols):
-        cols[f"term.{name}"] = pa.array(rows[:, j], pa.float64())
-        cols[f"weighted.{name}"] = pa.array(rows[:, n + j], pa.float64())
-    cols["loss"] = pa.array(rows[:, -1], pa.float64())
-    cols["wall_time"] = pa.array(wall, pa.float64())
-    history.write_part(trial_dir / "history", first, pa.table(cols))
-
-
-def flush_evals(trial_dir: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    names = list(rows[0])
-    cols = {"step": pa.array([r["step"] for r in rows], pa.int64())}
-    cols.update({k: pa.array([float(r[k]) for r in rows], pa.float64()) for k in names if k != "step"})
-    history.write_part(trial_dir / "evals", rows[0]["step"], pa.table(cols))
