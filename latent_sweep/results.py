@@ -9,9 +9,10 @@ last logged step) and `wall_time_s` (the span of the history's `wall_time`). Lis
 had not finished (not TERMINATED or ERROR) get scores and steps refreshed from their
 directories the same way, since those are newer than the table.
 
-Best first. Lower is better for `recon_mse*`, `*_error`, `norm_error`, `planarity_vibrant` and
-`loss` (also as `best_<score>`); those sort ascending, everything else descending. A sweep's
-own metric follows its `sweep.mode`. `--sort SCORE:min` or `SCORE:max` overrides the rule.
+Best first. Lower is better for `recon_mse*`, `*_error*` (`anchor_error_<concept>`,
+`norm_error`), `planarity_vibrant` and `loss`, also as `best_<score>`; those sort ascending,
+everything else descending. A sweep's own metric follows its `sweep.mode`. `--sort SCORE:min`
+or `SCORE:max` overrides the rule.
 
 Pareto fronts (`compare --pareto`) are taken over the group means: a user comparing variants
 asks which variants no other beats on every score at once. The trials on the trial-level
@@ -21,9 +22,6 @@ front are listed as well.
 from __future__ import annotations
 
 import difflib
-import io
-import os
-import sys
 from argparse import Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,14 +30,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-from rich.console import Console
-from rich.table import Table
 
 from latent_sweep.config import read_yaml
 from latent_sweep.errors import UserError
 from latent_sweep.history import read_table
+from latent_sweep.table_formats import emit, format_cell
 
 META_COLUMNS = ("sweep", "trial_id", "status", "steps", "wall_time_s", "error", "trial_dir")
 KEY_SCORES = ("hue_corr", "hue_order", "recon_mse")
@@ -86,6 +81,8 @@ def _trial_path(trial_dir: str | Path) -> Path:
 
 
 def load_sweeps(dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[Sweep]]:
+    if not dirs:
+        raise UserError("no results directory given; name at least one sweep or trial directory")
     frames, sweeps = [], []
     for d in dirs:
         frame, sweep = _load_sweep(Path(d))
@@ -136,33 +133,37 @@ def _rel(d: Path, root: Path) -> str:
 
 def _trial_dirs(root: Path) -> list[Path]:
     """Directories holding a trial config: the root itself, or one or two levels below it."""
-    if _has_config(root):
+    if is_trial_dir(root):
         return [root]
     found = []
     for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if _has_config(child):
+        if is_trial_dir(child):
             found.append(child)
         else:
-            found.extend(sorted(g for g in child.iterdir() if g.is_dir() and _has_config(g)))
+            found.extend(sorted(g for g in child.iterdir() if g.is_dir() and is_trial_dir(g)))
     return found
 
 
-def _has_config(d: Path) -> bool:
+def is_trial_dir(d: Path) -> bool:
     return any((d / name).is_file() for name in CONFIG_FILES)
+
+
+def read_trial_config(trial_dir: Path) -> dict[str, Any]:
+    return read_yaml(next(trial_dir / n for n in CONFIG_FILES if (trial_dir / n).is_file()))
 
 
 def _row_dir(row: dict[str, Any], found: dict[str, Path]) -> str | None:
     """The trial directory a trials.parquet row describes: by `trial_dir`, else by its id."""
     rel = row.get("trial_dir")
     if isinstance(rel, str) and rel:
-        rel = Path(rel).as_posix()
+        rel = Path(rel).name if Path(rel).is_absolute() else Path(rel).as_posix()  # a Ray trial path
         return rel if rel in found else None
     matches = [r for r in found if str(row.get("trial_id")) in Path(r).name]
     return matches[0] if len(matches) == 1 else None
 
 
 def _dir_row(trial_dir: Path, rel: str) -> dict[str, Any]:
-    config = read_yaml(next(trial_dir / n for n in CONFIG_FILES if (trial_dir / n).is_file()))
+    config = read_trial_config(trial_dir)
     evals = read_table(trial_dir / "evals")
     history = read_table(trial_dir / "history")
     row: dict[str, Any] = {"trial_id": trial_dir.name if rel != "." else trial_dir.resolve().name}
@@ -224,7 +225,7 @@ def _nunique(column: pd.Series) -> int:
 
 def lower_is_better(score: str) -> bool:
     name = score.removeprefix("best_")
-    return name in LOWER_IS_BETTER or name.endswith("_error") or name.startswith("recon_mse")
+    return name in LOWER_IS_BETTER or "_error" in name or name.startswith("recon_mse")
 
 
 def score_columns(df: pd.DataFrame) -> list[str]:
@@ -255,7 +256,8 @@ def resolve_column(df: pd.DataFrame, name: str, option: str, scores_only: bool =
         if candidate in df.columns and (not scores_only or candidate in score_columns(df)):
             return candidate
     scores = score_columns(df)
-    close = difflib.get_close_matches(name, [*df.columns, *(c.removeprefix("config.") for c in df.columns)])
+    names = scores if scores_only else [*df.columns, *(c.removeprefix("config.") for c in df.columns)]
+    close = difflib.get_close_matches(name, names)
     hint = f" (did you mean `{close[0]}`?)" if close else ""
     if scores_only:
         listing = f"available: {', '.join(scores) or 'none'}"
@@ -365,87 +367,6 @@ def _display_stats(stats: pd.DataFrame, scores: Sequence[str]) -> pd.DataFrame:
     if "pareto" in shown:
         shown["pareto"] = np.where(shown["pareto"], "★", "")
     return shown
-
-
-# ---------------------------------------------------------------------------------------
-# Output
-
-
-def format_cell(value: Any) -> str:
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        return ""
-    if isinstance(value, float | np.floating):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def render_markdown(df: pd.DataFrame) -> str:
-    """A GitHub-flavored Markdown table; numeric columns right-aligned."""
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    rows = [line([str(c) for c in df.columns]), line(["---:" if n else "---" for n in numeric])]
-    rows += [line([format_cell(v) for v in values]) for values in df.itertuples(index=False)]
-    return "\n".join(rows) + "\n"
-
-
-def _rich_table(df: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title)
-    for c in df.columns:
-        table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
-    for values in df.itertuples(index=False):
-        table.add_row(*(format_cell(v) for v in values))
-    return table
-
-
-def emit(df: pd.DataFrame, fmt: str, out: str | None, title: str, note: str = "") -> None:
-    """Print, or write to `out`, as a table, csv, markdown or parquet; `note` follows (not in csv)."""
-    if fmt == "parquet":
-        assert out is not None  # the commands require --out first
-        _write(Path(out), lambda tmp: pq.write_table(_arrow(df), tmp))
-        print(f"wrote {out}")
-        return
-    text = ""
-    if fmt == "table" and not out and sys.stdout.isatty():
-        Console().print(_rich_table(df, title))
-    elif fmt == "table":
-        # Off a terminal (a pipe, a file) rich would wrap at 80 columns; give wide tables room.
-        buffer = io.StringIO()
-        Console(file=buffer, width=1000).print(_rich_table(df, title))
-        text = buffer.getvalue()
-    elif fmt == "csv":
-        text = df.to_csv(index=False)
-    else:
-        text = render_markdown(df) + ("\n" if note else "")
-    if note and fmt != "csv":  # csv stays machine-readable
-        text += f"{note}\n"
-    if out:
-        _write(Path(out), lambda tmp: tmp.write_text(text))
-        print(f"wrote {out}")
-    else:
-        sys.stdout.write(text)
-
-
-def _write(path: Path, write: Any) -> None:
-    """Files appear whole: write a temporary beside the target, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _arrow(df: pd.DataFrame) -> pa.Table:
-    """Mixed-type object columns (e.g. a config value that is a number in one trial, text in
-    another) cannot be one Arrow type; write those as text."""
-    df = df.copy()
-    for c in [c for c in df.columns if pd.api.types.is_object_dtype(df[c])]:
-        try:
-            pa.array(df[c], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            df[c] = df[c].map(lambda v: None if v is None else str(v))
-    return pa.Table.from_pandas(df, preserve_index=False)
 
 
 # ---------------------------------------------------------------------------------------

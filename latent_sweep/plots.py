@@ -1,0 +1,358 @@
+"""Plots a person would rather look at than read: a trial's latent space, its schedule, its loss
+and score curves, and a sweep's scores against its sampled parameters.
+
+Figures use matplotlib's object API (`Figure`, no pyplot), so nothing here needs a display or
+touches global state. PNGs appear whole (a temporary file, then a rename).
+
+`plot` picks the trial to draw as: TRIAL when given (an exact trial id, else a unique prefix);
+otherwise the best trial by the sweep's metric (`sweep.metric`/`sweep.mode`, else the first
+key score, best first as in `latent-sweep table`). A trial directory may stand in for the sweep.
+"""
+
+from __future__ import annotations
+
+import re
+from argparse import Namespace
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+from latent_sweep.errors import UserError
+from latent_sweep.results import (
+    is_trial_dir,
+    key_scores,
+    load_evals,
+    load_history,
+    load_sweeps,
+    lower_is_better,
+    read_trial_config,
+    sort_trials,
+)
+from latent_sweep.schedule import Dopesheet, Timeline
+from latent_sweep.table_formats import write_whole
+
+# The notebooks' look: points in their own colors over a dark unit disc on a dark ground.
+GROUND, DISC, INK = "#333333", "#111111", "#dddddd"
+_SNAPSHOT = re.compile(r"step-(\d+)\.parquet")
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    write_whole(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, facecolor=fig.get_facecolor()))
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Latent space
+
+
+def load_latents(trial_dir: str | Path) -> tuple[int, pd.DataFrame]:
+    """The trial's last latent snapshot (`latents/step-<step>.parquet`) and its step."""
+    matches = ((_SNAPSHOT.fullmatch(p.name), p) for p in (Path(trial_dir) / "latents").glob("step-*.parquet"))
+    found = [(int(m[1]), p) for m, p in matches if m]
+    if not found:
+        raise UserError(
+            f"trial directory `{trial_dir}` has no latent snapshots (latents/step-<step>.parquet); "
+            f"only trials that record latents can be drawn with --kind latent"
+        )
+    step, path = max(found)
+    return step, pd.read_parquet(path)
+
+
+def latent_pairs(m: int) -> list[tuple[int, int]]:
+    """(0,1), (0,2), (0,3): dim 0 against each of the next three, fewer when m is small."""
+    return [(0, j) for j in range(1, min(m, 4))]
+
+
+def point_colors(latents: pd.DataFrame) -> np.ndarray:
+    """Each point's own display color (r, g, b), else a color per label, else one color."""
+    if {"r", "g", "b"} <= set(latents.columns):
+        return np.clip(latents[["r", "g", "b"]].to_numpy(dtype=float), 0.0, 1.0)
+    if "label" in latents.columns:
+        codes = pd.factorize(latents["label"])[0]
+        return colormaps["tab10"](codes % 10)[:, :3]
+    return np.tile([0.55, 0.75, 1.0], (len(latents), 1))
+
+
+def plot_latent(
+    latents: pd.DataFrame, pairs: Sequence[tuple[int, int]] | None = None, title: str = ""
+) -> Figure:
+    dims = sorted((int(c[1:]), c) for c in latents.columns if re.fullmatch(r"z\d+", c))
+    if len(dims) < 2:
+        raise UserError(f"latents need at least 2 dimensions (columns z0, z1, …), but found {len(dims)}")
+    z = latents[[c for _, c in dims]].to_numpy(dtype=float)
+    pairs = list(pairs or latent_pairs(z.shape[1]))
+    bad = [p for p in pairs if max(p) >= z.shape[1]]
+    if bad:
+        raise UserError(f"dimension pair {bad[0]} is out of range: the latents have {z.shape[1]} dimensions")
+    colors = point_colors(latents)
+    lim = max(1.1, 1.05 * float(np.nanmax(np.abs(z))))  # the unit circle always in view
+    size = float(np.clip(4000 / max(len(z), 1), 4, 60))
+    fig = Figure(figsize=(4 * len(pairs), 4.4), facecolor=GROUND, layout="constrained")
+    for ax, (i, j) in zip(fig.subplots(1, len(pairs), squeeze=False)[0], pairs, strict=True):
+        ax.set_facecolor(GROUND)
+        ax.add_patch(Circle((0, 0), 1, facecolor=DISC, edgecolor="#777777", linewidth=0.8, zorder=0))
+        ax.scatter(z[:, i], z[:, j], c=colors, s=size, alpha=0.8, linewidths=0, zorder=1)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel=f"z{i}", ylabel=f"z{j}")
+        ax.set_title(f"[{i}, {j}]", color=INK)
+        ax.tick_params(colors=INK)
+        ax.xaxis.label.set_color(INK)
+        ax.yaxis.label.set_color(INK)
+        for spine in ax.spines.values():
+            spine.set_color("#666666")
+    fig.suptitle(title, color=INK)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Schedule, curves
+
+
+def schedule_curves(config: Mapping) -> tuple[pd.DataFrame, dict[str, list[int]], dict[int, list[str]]]:
+    """A trial config's realized schedule (scaled), each property's keyframe steps, the actions."""
+    schedule = config.get("schedule") if isinstance(config.get("schedule"), Mapping) else {}
+    if not schedule.get("keyframes"):
+        raise UserError("the trial config has no `schedule.keyframes` to draw")
+    sheet = Dopesheet.from_records(schedule["keyframes"], source="config.yaml")
+    timeline = Timeline(sheet, scale=schedule.get("scale"))
+    keys = {p: [k.step for k in sheet.keyframes if p in k.values] for p in sheet.props}
+    return timeline.table(), keys, timeline.actions
+
+
+def plot_schedule(
+    table: pd.DataFrame,
+    keys: Mapping[str, Sequence[int]],
+    actions: Mapping[int, Sequence[str]] | None = None,
+    title: str = "",
+) -> Figure:
+    """Property curves with their keyframes dotted; lr on its own log axis; phases shaded."""
+    props = [c for c in table.columns if c not in ("STEP", "PHASE")]
+    groups = [g for g in ([p for p in props if p == "lr"], [p for p in props if p != "lr"]) if g]
+    steps = table["STEP"].to_numpy()
+    fig = Figure(figsize=(10, 1 + 2.6 * len(groups)), layout="constrained")
+    axes = fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
+    all_keys = sorted({s for p in props for s in keys.get(p, [])})
+    for ax, names in zip(axes, groups, strict=True):
+        for name in names:
+            y = table[name].to_numpy(dtype=float)
+            (line,) = ax.plot(steps, y, label=name)
+            at = np.array([s for s in keys.get(name, []) if 0 <= s < len(y)], dtype=int)
+            ax.plot(steps[at], y[at], "o", color=line.get_color(), markersize=4)
+        values = table[names].to_numpy(dtype=float)
+        if _log_scale(values, spread=1.0 if names == ["lr"] else 100.0):
+            ax.set_yscale("log")
+        for s in all_keys:
+            ax.axvline(s, color="0.85", linewidth=0.6, zorder=0)
+        for step, names_at in (actions or {}).items():
+            ax.axvline(step, color="tab:red", linestyle="--", linewidth=0.8)
+            ax.text(step, 0.02, ", ".join(names_at), color="tab:red", transform=ax.get_xaxis_transform())
+        _shade_phases(ax, table)
+        ax.set_ylabel("lr" if names == ["lr"] else "weight")
+        ax.legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel("step")
+    fig.suptitle(title)
+    return fig
+
+
+def _log_scale(values: np.ndarray, spread: float) -> bool:
+    """Log axis for positive values spanning more than `spread` (×) — e.g. an lr decay."""
+    finite = values[np.isfinite(values)]
+    return bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() >= spread
+
+
+def _shade_phases(ax, table: pd.DataFrame) -> None:
+    phase = table["PHASE"].astype(object).to_numpy()
+    starts = [i for i in range(len(phase)) if i == 0 or phase[i] != phase[i - 1]]
+    for n, (a, b) in enumerate(zip(starts, [*starts[1:], len(phase)], strict=True)):
+        if phase[a] is None or (isinstance(phase[a], float) and np.isnan(phase[a])):
+            continue
+        step0, step1 = table["STEP"].iloc[a], table["STEP"].iloc[b - 1]
+        ax.axvspan(step0, step1, color="0.5", alpha=0.08 if n % 2 else 0.0, zorder=0)
+        ax.text(step0, 0.97, f" {phase[a]}", va="top", fontsize="small", transform=ax.get_xaxis_transform())
+
+
+def plot_curves(history: pd.DataFrame, evals: pd.DataFrame, title: str = "") -> Figure:
+    """Total and weighted loss terms, unweighted terms (log y), then one panel per score."""
+    weighted = [c for c in history.columns if c == "loss" or c.startswith("weighted.")]
+    terms = [c for c in history.columns if c.startswith("term.")]
+    loss_panels = [p for p in (weighted, terms) if p]
+    scores = [c for c in evals.select_dtypes("number").columns if c != "step"]
+    if not loss_panels and not scores:
+        raise UserError("the trial has no history (loss terms) or evaluations (scores) to draw yet")
+    cols = 3
+    rows = len(loss_panels) + -(-len(scores) // cols)
+    fig = Figure(figsize=(12, 2.8 * rows), layout="constrained")
+    grid = fig.add_gridspec(rows, cols)
+    for r, names in enumerate(loss_panels):
+        ax = fig.add_subplot(grid[r, :])
+        window = max(1, len(history) // 50)
+        for name in names:
+            y = history[name].where(history[name] > 0)  # log y: zeros (skipped terms) drop out
+            (raw,) = ax.plot(history["step"], y, linewidth=0.6, alpha=0.35)
+            # Per-batch terms are noisy; a rolling mean shows the trend, as in the notebooks.
+            smooth = y.rolling(window, min_periods=1).mean()
+            ax.plot(history["step"], smooth, color=raw.get_color(), label=name)
+        ax.set_yscale("log")
+        ax.set_ylabel("weighted loss" if names is weighted else "unweighted term")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    for n, score in enumerate(scores):
+        ax = fig.add_subplot(grid[len(loss_panels) + n // cols, n % cols])
+        ax.plot(evals["step"], evals[score], marker="o", markersize=3)
+        ax.set_title(score, fontsize="medium")
+    fig.supxlabel("step")
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Sweep: scores against sampled parameters
+
+
+def _coordinates(column: pd.Series) -> tuple[np.ndarray, list[str] | None]:
+    """Numbers as they are; anything else as category codes with their labels."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=float), None
+    codes, labels = pd.factorize(column.astype(str), sort=True)
+    return codes.astype(float), list(labels)
+
+
+def plot_sweep(trials: pd.DataFrame, params: Sequence[str], scores: Sequence[str], title: str = "") -> Figure:
+    """One panel per (score, parameter): each trial a point; categories jittered apart."""
+    fig = Figure(figsize=(3.2 * len(params), 2.6 * len(scores) + 0.6), layout="constrained")
+    axes = fig.subplots(len(scores), len(params), squeeze=False)
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(trials))
+    for c, param in enumerate(params):
+        x, labels = _coordinates(trials[param])
+        for r, score in enumerate(scores):
+            ax = axes[r, c]
+            ax.scatter(x + (jitter if labels else 0.0), trials[score], s=18, alpha=0.8)
+            if labels:
+                ax.set_xticks(range(len(labels)), labels)
+            elif _log_scale(x, spread=100.0):
+                ax.set_xscale("log")
+            ax.set_xlabel(param.removeprefix("config.") if r == len(scores) - 1 else "")
+            ax.set_ylabel(score if c == 0 else "")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_parallel(
+    trials: pd.DataFrame, params: Sequence[str], metric: str, maximize: bool, title: str = ""
+) -> Figure:
+    """Parallel coordinates: one line per trial across the parameters and the metric, colored
+    by the metric (brighter is better); each axis spans its own range."""
+    names = [*params, metric]
+    fig = Figure(figsize=(2 + 1.8 * len(names), 4.5), layout="constrained")
+    ax = fig.subplots()
+    norm_cols = []
+    for k, name in enumerate(names):
+        x, labels = _coordinates(trials[name])
+        seen = x[np.isfinite(x)]
+        lo, hi = (float(seen.min()), float(seen.max())) if len(seen) else (0.0, 1.0)
+        ends = (labels[0], labels[-1]) if labels else (f"{lo:.3g}", f"{hi:.3g}")
+        if not labels and _log_scale(x, spread=100.0):  # e.g. a loguniform parameter
+            x, lo, hi = np.log10(x), np.log10(lo), np.log10(hi)
+        norm_cols.append((x - lo) / (hi - lo) if hi > lo else np.full_like(x, 0.5))
+        ax.axvline(k, color="0.3", linewidth=0.8)
+        ax.text(k, -0.04, ends[0], ha="center", va="top", fontsize="small")
+        ax.text(k, 1.04, ends[1], ha="center", va="bottom", fontsize="small")
+    coords = np.column_stack(norm_cols)
+    value = trials[metric].to_numpy(dtype=float)
+    finite = value[np.isfinite(value)]
+    norm = Normalize(*(finite.min(), finite.max()) if len(finite) else (0.0, 1.0))
+    cmap = colormaps["viridis" if maximize else "viridis_r"]
+    for row, v in zip(coords, value, strict=True):
+        ax.plot(range(len(names)), row, color=cmap(norm(v)) if np.isfinite(v) else "0.7", alpha=0.8)
+    ax.set_xticks(range(len(names)), [n.removeprefix("config.") for n in names], rotation=20)
+    ax.set(ylim=(-0.12, 1.12), yticks=[])
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=metric)
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Command
+
+
+def plot_command(args: Namespace) -> int:
+    target, out = Path(args.results_dir), Path(args.out)
+    if args.kind == "sweep":
+        paths = _sweep_plots(target, out)
+    else:
+        trial_dir, label = pick_trial(target, args.trial)
+        path = out / f"{_safe(label)}-{args.kind}.png"
+        if args.kind == "latent":
+            step, latents = load_latents(trial_dir)
+            fig = plot_latent(latents, title=f"{label} — latents at step {step}")
+        elif args.kind == "schedule":
+            table, keys, actions = schedule_curves(read_trial_config(trial_dir))
+            fig = plot_schedule(table, keys, actions, title=f"{label} — schedule")
+        else:
+            fig = plot_curves(load_history(trial_dir), load_evals(trial_dir), title=f"{label} — training")
+        paths = [save_figure(fig, path)]
+    for path in paths:
+        print(path)
+    return 0
+
+
+def pick_trial(target: Path, trial: str | None) -> tuple[Path, str]:
+    """(trial directory, trial label): TRIAL by id or unique prefix, else the best trial."""
+    if target.is_dir() and is_trial_dir(target):
+        if trial:
+            raise UserError(
+                f"`{target}` is a trial directory (it holds the trial's config), so TRIAL `{trial}` "
+                f"cannot select one of its trials; pass the sweep directory instead"
+            )
+        return target, target.resolve().name
+    df, sweeps = load_sweeps([target])
+    ids = df["trial_id"].astype(str)
+    if trial:
+        hits = df[ids == trial] if (ids == trial).any() else df[ids.str.startswith(trial)]
+        if len(hits) != 1:
+            shown = ", ".join(ids.head(20)) + (" …" if len(ids) > 20 else "")
+            problem = "matches no trial" if hits.empty else f"matches {len(hits)} trials"
+            raise UserError(f"trial `{trial}` {problem} in `{target}`; trial ids: {shown}")
+        row = hits.iloc[0]
+    else:
+        metric = sweeps[0].metric if sweeps[0].metric in df.columns else None
+        metric = metric or next(iter(key_scores(df, sweeps)), None)
+        ranked = sort_trials(df, metric, sweeps) if metric else df.iloc[:0]
+        if ranked.empty or pd.isna(ranked[metric].iloc[0]):
+            raise UserError(
+                f"no trial in `{target}` has a score to rank by; name one: TRIAL, e.g. {ids.iloc[0]}"
+            )
+        row = ranked.iloc[0]
+    rel = row.get("trial_dir")
+    if not isinstance(rel, str) or not rel:
+        raise UserError(f"trial `{row['trial_id']}` in `{target}` has no trial_dir in trials.parquet")
+    if not (target / rel).is_dir():
+        raise UserError(f"the directory of trial `{row['trial_id']}` (`{target / rel}`) does not exist")
+    return target / rel, str(row["trial_id"])
+
+
+def _sweep_plots(target: Path, out: Path) -> list[Path]:
+    df, sweeps = load_sweeps([target])
+    sweep = sweeps[0]
+    params = [f"config.{p}" for p in sweep.params if f"config.{p}" in df.columns]
+    scores = key_scores(df, sweeps)
+    if not params or not scores:
+        missing = "sampled parameters (sweep.yaml `sweep.space`)" if not params else "scores"
+        raise UserError(f"`{target}` has no {missing} to plot: a sweep plot draws scores against parameters")
+    metric = sweep.metric if sweep.metric in df.columns else scores[0]
+    maximize = sweep.mode == "max" if sweep.mode in ("max", "min") else not lower_is_better(metric)
+    name = _safe(target.resolve().name)
+    title = f"{target.resolve().name} — {len(df)} trials"
+    return [
+        save_figure(plot_sweep(df, params, scores, title), out / f"{name}-sweep.png"),
+        save_figure(plot_parallel(df, params, metric, maximize, title), out / f"{name}-parallel.png"),
+    ]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
