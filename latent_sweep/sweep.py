@@ -1,0 +1,324 @@
+"""`latent-sweep run` and `resume`: a sweep file becomes a Ray Tune experiment, then `trials.parquet`.
+
+The results directory is `<storage>/<name>`: Ray's experiment directory plus `sweep.yaml` (the
+effective sweep file, schedule inlined and overrides applied: `resume` and `table` read it),
+one directory per trial and `trials.parquet`. Local Ray is started in-process unless
+`--address` names a cluster. Storage may be a local path or a URI (s3://, gs://); only a local
+results directory can be locked against a second concurrent `run` or `resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+import pyarrow.fs
+import yaml
+from ray import cloudpickle, tune
+
+from latent_sweep import config
+from latent_sweep import trials as trials_parquet
+from latent_sweep.errors import UserError
+from latent_sweep.sweep_spec import SweepSpec, load_spec
+
+SWEEP_FILE = "sweep.yaml"
+LOCK_FILE = ".latent-sweep.lock"
+RETRIED_DIR = ".retried"
+STATUS_EVERY_S = 30.0
+LEADERBOARD_ROWS = 10
+
+
+def validate_sweep(raw: dict, source: str | Path) -> SweepSpec:
+    """Check a sweep file's dict (as `config.load_file` returns it) without running anything."""
+    return load_spec(raw, source)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    raw = config.apply_overrides(config.load_file(args.sweep), config.parse_overrides(args.set or []))
+    spec = load_spec(raw, args.sweep)
+    name = args.name or spec.block.name or spec.cfg.name
+    path = experiment_path(args.storage or spec.block.storage or "results", name)
+    effective = copy.deepcopy(raw)
+    effective["sweep"]["name"] = name
+    if args.num_samples is not None:
+        effective["sweep"]["num_samples"] = args.num_samples
+        spec = load_spec(effective, args.sweep)
+    with ResultsLock(path):
+        if _exists(f"{path}/tuner.pkl"):
+            raise UserError(
+                f"{path} already holds a sweep; continue it with `latent-sweep resume {path}`, "
+                f"or run into another directory with --name or --storage"
+            )
+        _write_text(f"{path}/{SWEEP_FILE}", yaml.safe_dump(effective, sort_keys=False))
+        print(f"sweep {name}: {_describe(spec)} → {path}")
+        with _ray(args.address):
+            tuner = _tuner(spec, path, name)
+            tuner.fit()
+            return _finish(spec, path)
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    path = experiment_path(args.results_dir)
+    if not _exists(f"{path}/{SWEEP_FILE}"):
+        raise UserError(
+            f"{path}: no {SWEEP_FILE} here; expected the results directory of a `latent-sweep run`"
+        )
+    spec = load_spec(yaml.safe_load(_read_text(f"{path}/{SWEEP_FILE}")), f"{path}/{SWEEP_FILE}")
+    with ResultsLock(path), _ray(args.address):
+        if not tune.Tuner.can_restore(path):
+            raise UserError(f"{path}: Ray left no experiment state to restore (was the sweep started?)")
+        tuner = tune.Tuner.restore(
+            path,
+            trainable=_trainable(spec, path),
+            resume_unfinished=True,
+            restart_errored=args.restart_errored,
+        )
+        print(f"resuming {path}")
+        tuner.fit()
+        return _finish(spec, path)
+
+
+def _set_aside_replaced(path: str, rows: list[dict]) -> None:
+    """Move trial directories of trials no longer in the experiment (`resume --restart-errored`
+    retries an errored trial as a new one) to `.retried/`: kept for diagnosis, out of tables."""
+    if _is_uri(path):
+        return
+    current = {row["trial_dir"] for row in rows}
+    for d in Path(path).glob("trial_*"):
+        if d.is_dir() and d.name not in current:
+            (d.parent / RETRIED_DIR).mkdir(exist_ok=True)
+            os.replace(d, d.parent / RETRIED_DIR / d.name)
+
+
+def experiment_path(storage: str, name: str | None = None) -> str:
+    """`<storage>/<name>` as Ray wants it: a URI as is, a local path made absolute."""
+    joined = f"{storage.rstrip('/')}/{name}" if name else storage.rstrip("/")
+    return joined if _is_uri(joined) else str(Path(joined).resolve())
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _describe(spec: SweepSpec) -> str:
+    b = spec.block
+    seeds = f" × {b.seeds} seeds" if isinstance(b.seeds, int) and b.seeds > 1 else ""
+    grid = " × grid" if any(leaf.kind == "grid" for leaf in spec.space.values()) else ""
+    return (
+        f"{b.num_samples} sampled config(s){seeds}{grid}, search {b.search}, scheduler {b.scheduler}, "
+        f"{b.metric} ({b.mode}), {b.resources.cpu:g} cpu + {b.resources.gpu:g} gpu per trial"
+    )
+
+
+def _trainable(spec: SweepSpec, path: str):
+    from latent_sweep.tune_adapter import trainable
+
+    results_dir = None if _is_uri(path) else path
+    return trainable(spec.base, results_dir, spec.source, spec.block.resources.cpu, spec.block.resources.gpu)
+
+
+def trial_dirname(trial) -> str:
+    """Short trial directory names (Ray's default packs the whole sampled config into them)."""
+    return f"trial_{trial.trial_id}"
+
+
+def _tuner(spec: SweepSpec, path: str, name: str):
+    b = spec.block
+    storage = path.rsplit("/", 1)[0]
+    tune_config = tune.TuneConfig(
+        search_alg=spec.search_alg(),
+        scheduler=spec.scheduler(),
+        num_samples=spec.total_samples(b.num_samples),
+        trial_dirname_creator=trial_dirname,
+    )
+    run_config = tune.RunConfig(
+        name=name,
+        storage_path=storage,
+        verbose=0,
+        callbacks=[Progress(b.metric, b.mode)],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        failure_config=tune.FailureConfig(max_failures=0),
+        # Only URI storage needs trial files uploaded; local trials write in place.
+        sync_config=tune.SyncConfig(sync_artifacts=_is_uri(path)),
+    )
+    return tune.Tuner(
+        _trainable(spec, path), param_space=spec.param_space(), tune_config=tune_config, run_config=run_config
+    )
+
+
+def _finish(spec: SweepSpec, path: str) -> int:
+    rows = trials_parquet.collect(path, spec.base)
+    _set_aside_replaced(path, rows)
+    written = trials_parquet.write(path, trials_parquet.to_table(rows))
+    print_leaderboard(rows, spec)
+    print(f"results: {path}\ntrials table: {written}")
+    return 0
+
+
+def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
+    import pandas as pd
+
+    if not rows:
+        print("no trials ran")
+        return
+    df = pd.DataFrame(rows)
+    b = spec.block
+    counts = df["status"].value_counts().to_dict()
+    print("trials: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    if b.metric in df:
+        df = df.sort_values(b.metric, ascending=b.mode == "min", na_position="last")
+    params = [f"config.{p}" for p in spec.space] + (["config.seed"] if b.seeds is not None else [])
+    shown = ["trial_id", "status", *params, b.metric, "recon_mse", "hue_corr", "hue_order", "steps", "error"]
+    shown = [c for c in dict.fromkeys(shown) if c in df and df[c].notna().any()]
+    table = df[shown].head(LEADERBOARD_ROWS)
+    table.columns = [c.removeprefix("config.") for c in shown]
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=60))
+
+
+class Progress(tune.Callback):
+    """One line per finished trial and a status line every STATUS_EVERY_S, instead of Ray's tables."""
+
+    def __init__(self, metric: str, mode: str) -> None:
+        self.metric, self.mode = metric, mode
+        self.last_status = time.monotonic()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        last = trial.last_result or {}
+        value = last.get(self.metric)
+        shown = f"{self.metric}={value:.4g}" if isinstance(value, float) else ""
+        print(f"  done  {trial.trial_id}  step {last.get('step', 0)}  {shown}", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        # Ray has written the error on the driver, not yet in storage.
+        with open(trial.pickled_error_file, "rb") as f:
+            reason = trials_parquet.error_reason(cloudpickle.load(f))
+        print(f"  ERROR {trial.trial_id}  {reason}  (traceback: {trial.path}/error.txt)", flush=True)
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        now = time.monotonic()
+        if now - self.last_status < STATUS_EVERY_S:
+            return
+        self.last_status = now
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        scored = [t for t in trials if self.metric in (t.last_result or {})]
+        pick = max if self.mode == "max" else min
+        best = pick(scored, key=lambda t: t.last_result[self.metric], default=None)
+        lead = f"; best {self.metric}={best.last_result[self.metric]:.4g} ({best.trial_id})" if best else ""
+        print("  " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) + lead, flush=True)
+
+
+class _ray:
+    """Connect to `address`, or start local Ray in-process; reuse a Ray this process already runs."""
+
+    def __init__(self, address: str | None) -> None:
+        self.address = address
+        self.started = False
+
+    def __enter__(self) -> _ray:
+        import ray
+
+        # Progress is ours: Ray's new output engine prints its tables even at verbose=0, and its
+        # "experiment state snapshotting" hint is noise for short checkpoint intervals.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # A failed trial's traceback goes to its error.txt; Progress prints the one-line reason.
+        logging.getLogger("ray.tune.execution.tune_controller").addFilter(
+            lambda record: not record.getMessage().startswith("Trial task failed")
+        )
+        if not ray.is_initialized():
+            ray.init(
+                # "local": always a fresh instance; None would join a `ray start` cluster if one runs.
+                address=self.address or "local",
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+            self.started = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import ray
+
+        if self.started:
+            ray.shutdown()
+
+
+class ResultsLock:
+    """A pid lock file in a local results directory; a lock left by a dead process is taken over."""
+
+    def __init__(self, path: str) -> None:
+        self.file = None if _is_uri(path) else Path(path) / LOCK_FILE
+        self.path = path
+
+    def __enter__(self) -> ResultsLock:
+        if self.file is None:
+            return self
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        me = f"{socket.gethostname()} {os.getpid()}"
+        while True:
+            try:
+                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None:
+                    raise UserError(
+                        f"{self.path} is in use by latent-sweep process {holder} (lock file {self.file}); "
+                        f"wait for it to finish, or run into another directory with --name or --storage"
+                    ) from None
+                self.file.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            return self
+
+    def _holder(self) -> str | None:
+        """`host pid` of a live holder, or None when the lock is stale (or vanished meanwhile)."""
+        try:
+            host, pid = self.file.read_text().split()
+        except (OSError, ValueError):
+            return None
+        if host != socket.gethostname():
+            return f"{pid} on {host}"  # cannot check another machine's processes: assume alive
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.unlink(missing_ok=True)
+
+
+def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    return pyarrow.fs.FileSystem.from_uri(path)
+
+
+def _exists(path: str) -> bool:
+    fs, p = _fs(path)
+    return fs.get_file_info(p).type != pyarrow.fs.FileType.NotFound
+
+
+def _read_text(path: str) -> str:
+    fs, p = _fs(path)
+    with fs.open_input_stream(p) as f:
+        return f.read().decode()
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write whole: a temporary name, then a move."""
+    fs, p = _fs(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    tmp = p.rsplit("/", 1)[0] + "/." + p.rsplit("/", 1)[1] + ".tmp"
+    with fs.open_output_stream(tmp) as f:
+        f.write(text.encode())
+    fs.move(tmp, p)

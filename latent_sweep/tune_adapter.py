@@ -1,0 +1,75 @@
+"""The Ray Tune side of a trial: the trainable and `RaySession`. The only module trials import Ray from.
+
+Where a trial writes. Ray gives each trial a scratch working directory on its node and a
+directory in the experiment's storage. When storage is a local path (one disk, or a shared
+file system mounted on every node, which Ray requires for local storage on a multi-node
+cluster), the trial writes `history/`, `evals/`, `latents/` and `config.yaml` straight into
+its storage directory, so they are there even after a crash. When storage is a URI (S3, GCS),
+it writes into the working directory and Ray uploads it (`SyncConfig(sync_artifacts=True)`)
+at every checkpoint and when the trial ends; on resume the continued run rewrites part files
+under the same names, so storage holds no duplicates.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from latent_sweep.session import load_state, save_state
+from latent_sweep.sweep_spec import trial_config
+
+
+class RaySession:
+    """The session protocol on Tune: checkpoints become `tune.Checkpoint`s, metrics `tune.report`."""
+
+    def __init__(self, trial_dir: Path) -> None:
+        self.trial_dir = trial_dir
+
+    def restore(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as directory:
+            return load_state(Path(directory))
+
+    def report(self, metrics: dict[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+        # `done` is Ray's own key: reporting done=True makes Tune stop the trial at once, which
+        # would cut off whatever the loop does after its final report.
+        metrics = {k: v for k, v in metrics.items() if k != "done"}
+        if checkpoint is None:
+            tune.report(metrics)
+            return
+        # Tune copies the directory into storage during `report`, so it can go right after.
+        with tempfile.TemporaryDirectory(prefix="latent-sweep-ckpt-") as directory:
+            save_state(checkpoint, Path(directory))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def train_trial(tune_config: dict, *, base: dict, results_dir: str | None, source: str) -> None:
+    """One Tune trial: build its config, fit torch to its resources, run it through a RaySession.
+
+    `results_dir` is the sweep's local results directory, or None when storage is a URI.
+    """
+    from latent_sweep.experiments import run_trial
+
+    context = tune.get_context()
+    cpus = context.get_trial_resources().required_resources.get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    raw = trial_config(base, tune_config)
+    if raw.get("device", "auto") == "auto":
+        # Ray hides GPUs it did not assign; config.yaml records the device actually used.
+        raw["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
+    working_dir = Path(context.get_trial_dir())
+    trial_dir = Path(results_dir, working_dir.name) if results_dir else working_dir
+    run_trial(raw, RaySession(trial_dir), source=source)
+
+
+def trainable(base: dict, results_dir: str | None, source: str, cpu: float, gpu: float):
+    """The Tune trainable for a sweep: `train_trial` with its fixed arguments and resources."""
+    fn = tune.with_parameters(train_trial, base=base, results_dir=results_dir, source=source)
+    return tune.with_resources(fn, {"cpu": cpu, "gpu": gpu})
