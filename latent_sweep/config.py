@@ -40,11 +40,7 @@ def split_path(path: str) -> list[str | int]:
 def _walk(raw: Any, parts: list[str | int], path: str, create: bool) -> Any:
     node = raw
     for i, key in enumerate(parts):
-        prefix = (
-            path
-            if i == len(parts) - 1
-            else "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[: i + 1]).lstrip(".")
-        )
+        prefix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[: i + 1]).lstrip(".")
         if isinstance(key, int):
             if not isinstance(node, list) or key >= len(node):
                 size = len(node) if isinstance(node, list) else "not a list"
@@ -132,7 +128,9 @@ def load_file(path: str | Path) -> dict:
             raise UserError(f"{where(path, 'schedule')}give either `csv` or `keyframes`, not both")
         csv = Path(str(schedule.pop("csv")))
         csv = csv if csv.is_absolute() else path.parent / csv
-        schedule["keyframes"] = Dopesheet.from_csv(csv).to_records()
+        sheet = Dopesheet.from_csv(csv)
+        sheet.require(["lr"])  # every experiment's optimizer reads its learning rate here
+        schedule["keyframes"] = sheet.to_records()
     return raw
 
 
@@ -165,6 +163,8 @@ def format_validation_error(
             msg = f"`{loc}` has unknown kind `{tag}`; expected one of {tags}"
         elif kind == "union_tag_not_found":
             msg = f"`{loc}` needs a `kind`"
+        elif kind == "value_error" and not loc:
+            msg = e["msg"].removeprefix("Value error, ")  # a cross-field check names its own fields
         else:
             text = e["msg"].removeprefix("Value error, ")
             msg = f"`{loc}` {text[0].lower()}{text[1:]}, but got {got!r:.80}"

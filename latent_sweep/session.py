@@ -48,6 +48,7 @@ class LocalSession:
     """
 
     def __init__(self, trial_dir: str | Path, keep: int = 2, on_report=None) -> None:
+        """`on_report(metrics, checkpoint_dir or None)` is called after each report is stored."""
         self.trial_dir = Path(trial_dir)
         self.keep = keep
         self.on_report = on_report
@@ -66,6 +67,7 @@ class LocalSession:
 
     def report(self, metrics: dict[str, float], checkpoint: dict[str, Any] | None = None) -> None:
         self.metrics.append(dict(metrics))
+        final = None
         if checkpoint is not None:
             final = self._dir / f"checkpoint_{int(checkpoint['step']):09d}"
             tmp = self._dir / f".tmp_{final.name}"
@@ -76,4 +78,4 @@ class LocalSession:
             for old in self._existing()[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         if self.on_report is not None:
-            self.on_report(metrics)
+            self.on_report(metrics, final)

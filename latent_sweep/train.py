@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from latent_sweep import config
+from latent_sweep.errors import UserError
 
 
 def load_trial(path: str, seed: int | None = None, steps: int | None = None, sets: list[str] | None = None):
@@ -25,26 +27,36 @@ def train_command(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from latent_sweep.experiments import run_trial
+    from latent_sweep.schedule import Dopesheet, Timeline
     from latent_sweep.session import LocalSession
 
     trial, cfg = load_trial(args.config, args.seed, args.steps, args.set)
+    if args.threads < 1:
+        raise UserError(f"--threads must be ≥ 1, but got {args.threads}")
+    torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path("results") / cfg.name / f"train-seed{cfg.seed}"
-    total = cfg.steps or None
-    with Progress(
+    total = cfg.steps or len(Timeline(Dopesheet.from_records(cfg.schedule.keyframes)))
+    # A live bar on a terminal; plain, flushed lines in logs and pipes (one per evaluation).
+    live = sys.stdout.isatty()
+    columns = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[scores]}"),
-    ) as progress:
+    ]
+    with Progress(*columns, TextColumn("{task.fields[scores]}"), disable=not live) as progress:
         task = progress.add_task(cfg.name, total=total, scores="")
 
-        def on_report(metrics: dict) -> None:
+        def on_report(metrics: dict, checkpoint: Path | None) -> None:
             shown = {k: metrics[k] for k in ("hue_corr", "recon_mse", "trustworthiness_k10") if k in metrics}
             text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
             progress.update(task, completed=metrics["step"], scores=text)
+            if not live:
+                print(f"step {metrics['step']}/{total}  {text}", flush=True)
+            if checkpoint is not None:
+                progress.console.print(f"checkpoint: step {metrics['step']} → {checkpoint}", soft_wrap=True)
+                sys.stdout.flush()
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         final = run_trial(trial, LocalSession(out, on_report=on_report), source=args.config)
     width = max(map(len, final), default=0)
     for name, value in final.items():

@@ -19,9 +19,12 @@ class TrialDiverged(RuntimeError):
 
 
 def _registry() -> dict[str, tuple[type, Any]]:
-    from latent_sweep.experiments import autoencoder
+    from latent_sweep.experiments import autoencoder, projection
 
-    return {"autoencoder": (autoencoder.AutoencoderConfig, autoencoder.train)}
+    return {
+        "autoencoder": (autoencoder.AutoencoderConfig, autoencoder.train),
+        "projection": (projection.ProjectionConfig, projection.train),
+    }
 
 
 def config_class(kind: str, source: str | Path | None = None) -> type:

@@ -12,6 +12,7 @@ from latent_sweep.errors import UserError
 from latent_sweep.experiments.ae_config import AutoencoderConfig
 from latent_sweep.experiments.recording import Recorder, pick_device
 from latent_sweep.models import ColorAutoencoder
+from latent_sweep.neighbors import neighbor_scores
 from latent_sweep.objectives import Anchor, Pin, affinity_matrix, per_sample, weigh
 from latent_sweep.schedule import Dopesheet, Timeline
 from latent_sweep.session import Session
@@ -237,5 +238,6 @@ def evaluate(cfg, model, data: ColorData, hues_t, recorded) -> dict[str, float]:
                 if concept.kind == "color":
                     ref = torch.tensor([concept.rgb], dtype=torch.float32, device=z.device)
                     result[f"anchor_error_{label}"] = scores.anchor_error(model.encode(ref), term.point)
-    # Neighbor-preservation scores (input colors vs latents on the grid) join here.
+    # Neighbor preservation between input colors and their latents on the evaluation grid.
+    result.update(neighbor_scores(data.grid_t, z, cfg.scores.neighbors_k))
     return result

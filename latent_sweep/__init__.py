@@ -1,0 +1,43 @@
+"""latent-sweep: Ray Tune sweeps over latent-space training experiments.
+
+Public API (stable names; see SPEC §8):
+
+* schedules: `Dopesheet.from_csv(path)`, `Dopesheet.from_records(records)`, `Timeline(dopesheet)`
+* scores: `trustworthiness`, `continuity`, `knn_recall`, `knn_accuracy`, `hue_scores`
+* results: `load_trials(dir, ...)`, `load_history(trial_dir)`, `load_evals(trial_dir)`
+
+Names load on first use, so `import latent_sweep` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Dopesheet": "latent_sweep.schedule",
+    "Timeline": "latent_sweep.schedule",
+    "trustworthiness": "latent_sweep.neighbors",
+    "continuity": "latent_sweep.neighbors",
+    "knn_recall": "latent_sweep.neighbors",
+    "knn_accuracy": "latent_sweep.neighbors",
+    "hue_scores": "latent_sweep.scores",
+    "load_trials": "latent_sweep.results",
+    "load_history": "latent_sweep.results",
+    "load_evals": "latent_sweep.results",
+    "UserError": "latent_sweep.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'latent_sweep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from latent_sweep import config
+from latent_sweep.experiments import run_trial
+from latent_sweep.history import read_table
+from latent_sweep.session import LocalSession
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingSession(LocalSession):
+    """Dies right after its first checkpoint is safely on disk, like a killed process."""
+
+    def report(self, metrics, checkpoint=None):
+        super().report(metrics, checkpoint)
+        if checkpoint is not None:
+            raise Crash
+
+
+def tables(trial_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    hist = read_table(trial_dir / "history").drop(columns="wall_time")
+    return hist, read_table(trial_dir / "evals")
+
+
+def test_short_run_writes_the_trial_layout(tiny_ex17, tmp_path):
+    final = run_trial(tiny_ex17, LocalSession(tmp_path))
+    hist, evals = tables(tmp_path)
+    assert hist["step"].tolist() == list(range(300))
+    assert hist["step"].dtype == "int64"
+    for col in ["phase", "lr", "reg-polar", "term.recon", "weighted.reg-separate", "term.reg-norm", "loss"]:
+        assert col in hist.columns
+    assert (hist["phase"] == "Train").all()
+    assert evals["step"].tolist() == [100, 200, 300]
+    assert set(final) <= set(evals.columns)
+    assert {"hue_corr", "hue_order", "hue_winding", "anchor_error_red", "recon_mse", "norm_error"} <= set(
+        final
+    )
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == tiny_ex17
+    assert len(list((tmp_path / "latents").glob("step-*.parquet"))) == 1
+    # Weighted = weight × unweighted, with the schedule's weight for that step.
+    row = hist.iloc[150]
+    assert row["weighted.reg-polar"] == pytest.approx(row["reg-polar"] * row["term.reg-polar"], rel=1e-5)
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_ex17, tmp_path):
+    whole = run_trial(tiny_ex17, LocalSession(tmp_path / "whole"))
+    with pytest.raises(Crash):
+        run_trial(tiny_ex17, CrashingSession(tmp_path / "cut"))
+    assert read_table(tmp_path / "cut" / "history")["step"].max() == 99
+    resumed = run_trial(tiny_ex17, LocalSession(tmp_path / "cut"))
+    assert resumed == whole
+    for a, b in zip(tables(tmp_path / "whole"), tables(tmp_path / "cut"), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_hard_labels_differ_from_soft(tiny_ex17, tmp_path):
+    soft = copy.deepcopy(tiny_ex17)
+    soft["labels"]["mode"] = "soft"
+    a = run_trial(soft, LocalSession(tmp_path / "soft"))
+    b = run_trial(tiny_ex17, LocalSession(tmp_path / "hard"))
+    assert a["recon_mse"] != b["recon_mse"]
+
+
+def test_curriculum_phases_anchor_action_and_checkpointed_anchors(tmp_path):
+    raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
+    # A short three-phase sheet with the anchor action at step 40.
+    raw["schedule"]["keyframes"] = [
+        {"STEP": 0, "PHASE": "Primary & secondary", "lr": 0.01, "reg-anchor": 0.0, "data-fraction": 0.0},
+        {"STEP": 40, "PHASE": "All hues", "ACTION": "anchor", "reg-anchor": 1.0},
+        {"STEP": 80, "PHASE": "Full color space", "data-fraction": 1.0, "lr": 0.005},
+        {"STEP": 119},
+    ]
+    raw.update(eval_every=40, checkpoint_every=60, seed=1)
+    session = LocalSession(tmp_path)
+    run_trial(raw, session)
+    hist = read_table(tmp_path / "history")
+    assert hist.groupby("phase")["step"].agg(["min", "max"]).loc["All hues"].tolist() == [40, 79]
+    assert (hist.loc[hist.step < 40, "term.reg-anchor"] == 0).all()
+    assert (hist.loc[hist.step > 41, "term.reg-anchor"] > 0).all()
+    state = session.restore()
+    assert state["step"] == 120
+    assert state["anchors"]["reg-anchor"].shape == (6, 4)
+
+
+def test_killed_train_command_continues_to_the_same_files(tiny_ex17, tmp_path):
+    raw = copy.deepcopy(tiny_ex17)
+    raw.update(steps=3000, eval_every=250, checkpoint_every=500)
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "latent_sweep", "train", str(cfg_file)]
+    subprocess.run([*cmd, "--out", str(tmp_path / "whole")], check=True, capture_output=True)
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(cut)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+    for line in proc.stdout:  # blocks until the command announces its first checkpoint
+        if line.startswith("checkpoint: step 500"):
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert read_table(cut / "evals")["step"].max() < 3000  # it really was cut short
+    subprocess.run([*cmd, "--out", str(cut)], check=True, capture_output=True)
+    for a, b in zip(tables(tmp_path / "whole"), tables(cut), strict=True):
+        pd.testing.assert_frame_equal(a, b)

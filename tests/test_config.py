@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from latent_sweep import config
+from latent_sweep.cli import main
+from latent_sweep.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_paths_get_and_set():
+    raw = {"schedule": {"keyframes": [{"STEP": 0, "reg-polar": 1.0}]}, "labels": {}}
+    assert config.get_path(raw, "schedule.keyframes[0].reg-polar") == 1.0
+    config.set_path(raw, "schedule.keyframes[0].reg-polar", 0.5)
+    config.set_path(raw, "schedule.scale.reg-polar", 2.0)  # missing mappings are created
+    assert raw["schedule"]["keyframes"][0]["reg-polar"] == 0.5
+    assert raw["schedule"]["scale"] == {"reg-polar": 2.0}
+    with pytest.raises(UserError, match=r"`schedule.keyframes\[3\]` does not exist \(list size 1\)"):
+        config.set_path(raw, "schedule.keyframes[3].lr", 1)
+
+
+def test_overrides_parse_yaml_values():
+    assert config.parse_overrides(["labels.mode=soft", "model.hidden=[8, 8]", "seed=3"]) == [
+        ("labels.mode", "soft"),
+        ("model.hidden", [8, 8]),
+        ("seed", 3),
+    ]
+    with pytest.raises(UserError, match="--set expects PATH=VALUE"):
+        config.parse_overrides(["seed"])
+
+
+def test_load_file_inlines_the_schedule_csv():
+    raw = config.load_file(ROOT / "sweeps" / "ex17.yaml")
+    keyframes = raw["schedule"]["keyframes"]
+    assert "csv" not in raw["schedule"]
+    assert keyframes[0]["STEP"] == 0 and keyframes[1]["STEP"] == "+10"
+    cfg = config.validate(config.split_sweep(raw)[0])
+    assert [t.name for t in cfg.terms] == [
+        "reg-polar",
+        "reg-separate",
+        "reg-planar",
+        "reg-norm-v",
+        "reg-norm",
+    ]
+
+
+# Each bad input: (what to change in ex17.yaml or its CSV, the exact one-paragraph message).
+BAD_INPUTS = {
+    "unknown_interp": (
+        "csv",
+        "STEP,PHASE,lr,reg-x:linear:cubic\n0,A,0.1,1\n10,,0.1,2\n",
+        "error: {csv}, row 1, `reg-x:linear:cubic`: the interpolation in header 'reg-x:linear:cubic' "
+        "must be minjerk, linear or step, but got 'cubic'.",
+    ),
+    "non_numeric": (
+        "csv",
+        "STEP,PHASE,lr\n0,A,0.1\n10,,abc\n",
+        "error: {csv}, row 3, `lr`: a keyframe value must be a finite number (an empty cell means no key), "
+        "but got 'abc'.",
+    ),
+    "unresolvable_step": (
+        "csv",
+        "STEP,PHASE,lr\n0,A,0.1\n+0.5,,0.2\n",
+        "error: {csv}, row 3, `STEP`: STEP '+0.5' counts from the anchor below it (the nearest row with a "
+        "plain step number), but there is none.",
+    ),
+    "duplicate_column": (
+        "csv",
+        "STEP,PHASE,lr,lr\n0,A,0.1,0.1\n",
+        "error: {csv}, row 1, `lr`: column 'lr' defines 'lr' again (already defined by column 'lr'); "
+        "each property may have one column.",
+    ),
+    "missing_lr": (
+        "csv",
+        "STEP,PHASE,reg-norm\n0,A,0.1\n10,,0.2\n",
+        "error: {csv}: the schedule must define 'lr' (a column per property), but its properties are: "
+        "reg-norm.",
+    ),
+    "unknown_term_kind": (
+        ("kind: separate, power", "kind: repel, power"),
+        None,
+        "error: {yaml}: `terms[1]` has unknown kind `repel`; expected one of 'unitarity', 'planarity', "
+        "'pin', 'separate', 'separate_euclidean', 'anchor'",
+    ),
+    "unknown_label": (
+        ("affinities: {red: 1.0}", "affinities: {blue: 1.0}"),
+        None,
+        "error: {yaml}: terms[0] (`reg-polar`) has an affinity for unknown label `blue`; "
+        "labels are: red, vibrant",
+    ),
+    "unknown_key": (
+        ("eval_every: 500", "eval_every: 500\nlerning_rate: 3"),
+        None,
+        "error: {yaml}: `lerning_rate` is not a known key",
+    ),
+    "wrong_type": (
+        ("batch_size: 64", "batch_size: many"),
+        None,
+        "error: {yaml}: `data.batch_size` input should be a valid integer, unable to parse string as an "
+        "integer, but got 'many'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+@pytest.mark.parametrize("command", ["validate", "train"])
+def test_bad_input_is_one_paragraph_naming_the_place(case, command, tmp_path, capsys):
+    change, csv_text, expected = BAD_INPUTS[case]
+    text = (ROOT / "sweeps" / "ex17.yaml").read_text()
+    csv = tmp_path / "sheet.csv"
+    if change == "csv":
+        csv.write_text(csv_text)
+        text = text.replace("../schedules/ex-1.7-dopesheet.csv", "sheet.csv")
+    else:
+        shutil.copy(ROOT / "schedules" / "ex-1.7-dopesheet.csv", tmp_path / "sheet.csv")
+        text = text.replace("../schedules/ex-1.7-dopesheet.csv", "sheet.csv").replace(*change)
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text(text)
+    args = [command, str(sweep)] + (["--out", str(tmp_path / "out")] if command == "train" else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == expected.format(csv=csv, yaml=sweep)
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "history").exists()
+
+
+def test_missing_file_and_bad_yaml(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'nope.yaml'}: cannot read the file")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert main(["validate", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {bad}: not valid YAML:")
