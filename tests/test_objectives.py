@@ -52,16 +52,14 @@ def test_anchor_compares_with_recorded_latents():
 
 
 def test_affinity_rule_and_weighting():
-    class Cfg:  # the two fields affinity_matrix reads
-        class labels:  # noqa: N801
-            concepts = {"red": None, "vibrant": None}
+    from types import SimpleNamespace
 
-        terms = [
-            Pin(name="p", kind="pin", point=[0, 0], affinities={"red": 1.0, "vibrant": 0.5}),
-            Unitarity(name="u", kind="unitarity"),
-        ]
-
-    matrix, mask = affinity_matrix(Cfg, "cpu")
+    terms = [
+        Pin(name="p", kind="pin", point=[0, 0], affinities={"red": 1.0, "vibrant": 0.5}),
+        Unitarity(name="u", kind="unitarity"),
+    ]
+    cfg = SimpleNamespace(labels=SimpleNamespace(concepts={"red": None, "vibrant": None}), terms=terms)
+    matrix, mask = affinity_matrix(cfg, "cpu")
     labels = torch.tensor([[1.0, 1.0], [0.2, 0.2], [0.0, 0.0]])
     a = torch.where(mask, (labels @ matrix).clamp(0, 1), 1.0)
     assert torch.allclose(a[:, 0], torch.tensor([1.0, 0.3, 0.0]))  # clamped at 1
