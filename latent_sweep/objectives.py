@@ -8,6 +8,7 @@ number with the affinities a_i = clamp(Σ_k label_k,i · affinity_k, 0, 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import torch
@@ -72,61 +73,95 @@ TermConfig = Annotated[
 ]
 
 
-def _channels(z: torch.Tensor, channels: list[int] | None) -> torch.Tensor:
-    return z if channels is None else z[:, channels]
+def loss_fn(term: TermConfig, device: torch.device | str = "cpu") -> Callable[..., torch.Tensor]:
+    """The per-sample loss of `term` as a function of latents [B, E] → [B], constants prebuilt
+    (anchors take the recorded reference latents as a second argument)."""
+    channels = getattr(term, "channels", None)
+
+    def pick(z: torch.Tensor) -> torch.Tensor:
+        return z if channels is None else z[:, channels]
+
+    match term:
+        case Unitarity():
+            return lambda z: (z.norm(dim=-1) - 1.0) ** 2
+        case Planarity(plane=plane):
+            in_plane = torch.tensor(plane, device=device)
+            return lambda z: (z**2).sum(dim=-1) - (z.index_select(1, in_plane) ** 2).sum(dim=-1)
+        case Pin():
+            point = torch.tensor(term.point, dtype=torch.float32, device=device)
+            return lambda z: ((z - point) ** 2).sum(dim=-1)
+        case Separate(power=power, shift=shift):
+
+            def separate(z: torch.Tensor) -> torch.Tensor:
+                e = pick(z)
+                e = e / (e.norm(dim=-1, keepdim=True) + EPS)
+                c = e @ e.T
+                # Not torch.eye: batches drawn with replacement hold duplicates, which also
+                # have c = 1 and must not repel themselves.
+                c = c.masked_fill(c >= 1.0 - 1e-5, 0.0)
+                if shift:
+                    c = (c + 1.0) / 2.0
+                return (c**power).sum(dim=-1)
+
+            return separate
+        case SeparateEuclidean():
+
+            def separate_euclidean(z: torch.Tensor) -> torch.Tensor:
+                p = pick(z)
+                inv = 1.0 / (torch.cdist(p, p) ** 2 + 1e-6)
+                inv = inv * (1 - torch.eye(len(p), dtype=p.dtype, device=p.device))
+                return inv.sum(dim=-1) / max(len(p) - 1, 1)
+
+            return separate_euclidean
+        case Anchor():
+            return lambda z, recorded: ((z - recorded) ** 2).sum(dim=-1)
+    raise AssertionError(term)
 
 
 def per_sample(term: TermConfig, z: torch.Tensor, recorded: torch.Tensor | None = None) -> torch.Tensor:
     """Loss per sample [B] for `term` on latents `z` (for anchors, the reference latents)."""
-    match term:
-        case Unitarity():
-            return (z.norm(dim=-1) - 1.0) ** 2
-        case Planarity(plane=plane):
-            keep = torch.ones(z.shape[1], dtype=torch.bool, device=z.device)
-            keep[list(plane)] = False
-            return (z[:, keep] ** 2).sum(dim=-1)
-        case Pin():
-            point = torch.as_tensor(term.point, dtype=z.dtype, device=z.device)
-            return ((z - point) ** 2).sum(dim=-1)
-        case Separate():
-            e = _channels(z, term.channels)
-            e = e / (e.norm(dim=-1, keepdim=True) + EPS)
-            c = e @ e.T
-            # Not torch.eye: batches drawn with replacement hold duplicates, which also
-            # have c = 1 and must not repel themselves.
-            c = c.masked_fill(c >= 1.0 - 1e-5, 0.0)
-            if term.shift:
-                c = (c + 1.0) / 2.0
-            return (c**term.power).sum(dim=-1)
-        case SeparateEuclidean():
-            p = _channels(z, term.channels)
-            inv = 1.0 / (torch.cdist(p, p) ** 2 + 1e-6)
-            inv = inv * (1 - torch.eye(len(p), dtype=p.dtype, device=p.device))
-            return inv.sum(dim=-1) / max(len(p) - 1, 1)
-        case Anchor():
-            assert recorded is not None
-            return ((z - recorded) ** 2).sum(dim=-1)
-    raise AssertionError(term)
+    fn = loss_fn(term, z.device)
+    return fn(z, recorded) if isinstance(term, Anchor) else fn(z)
 
 
-def affinity_matrix(cfg, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Affinities as a [n_labels, n_terms] matrix and a [n_terms] mask of terms that have any.
+class TermSet:
+    """The batch terms of a config (all but anchors), evaluated together each step.
 
-    a_i = clamp(Σ_k label_k,i · affinity_k, 0, 1) for all terms at once is then
-    `where(mask, (labels @ matrix).clamp(0, 1), 1)`: a term without affinities counts every sample.
+    One per-sample column per distinct term function (1.7's two unitarity terms share one),
+    one matmul for every affinity, one weighted mean per term:
+    a = clamp(labels · affinities, 0, 1) with a constant "everyone" label of 1 for terms
+    without affinities; term = Σ_i loss_i·a_i / (Σ_i a_i + 1e-8) — exactly 0 when all a_i = 0,
+    so no host sync is needed to skip such a term.
     """
-    names = list(cfg.labels.concepts)
-    matrix = torch.zeros(len(names), len(cfg.terms), device=device)
-    for j, term in enumerate(cfg.terms):
-        for label, strength in (term.affinities or {}).items():
-            matrix[names.index(label), j] = strength
-    mask = torch.tensor([bool(t.affinities) for t in cfg.terms], device=device)
-    return matrix, mask
 
+    def __init__(self, terms: list[TermConfig], labels: list[str], device: torch.device | str) -> None:
+        self.terms = [t for t in terms if not isinstance(t, Anchor)]
+        keys: dict[str, int] = {}
+        self.fns: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        columns = []
+        for term in self.terms:
+            key = term.model_dump_json(exclude={"name", "affinities"})
+            if key not in keys:
+                keys[key] = len(self.fns)
+                self.fns.append(loss_fn(term, device))
+            columns.append(keys[key])
+        self.columns = columns
+        self.column_index = torch.tensor(columns, dtype=torch.long, device=device)
+        # Rows: each label, then "everyone" (the constant last label column).
+        self.affinity = torch.zeros(len(labels) + 1, len(self.terms), device=device)
+        for j, term in enumerate(self.terms):
+            if not term.affinities:
+                self.affinity[-1, j] = 1.0
+            for label, strength in (term.affinities or {}).items():
+                self.affinity[labels.index(label), j] = strength
 
-def weigh(loss: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Σ_i loss_i·a_i / (Σ_i a_i + 1e-8): the mean over the samples the term applies to.
-
-    With all a_i = 0 this is exactly 0, so the loop needs no host sync to skip such a term.
-    """
-    return (loss * a).sum() / (a.sum() + EPS)
+    def __call__(self, z: torch.Tensor, labels: torch.Tensor, active: list[bool]) -> torch.Tensor:
+        """Weighted mean per term [n_terms]; `labels` [B, n_labels + 1] ends with the constant 1
+        column; functions whose terms all have weight 0 (`active` False) are not evaluated."""
+        if not self.fns:
+            return z.new_zeros(0)
+        zero = z.new_zeros(len(z))
+        losses = torch.stack([fn(z) if on else zero for fn, on in zip(self.fns, active, strict=True)], 1)
+        losses = losses[:, self.column_index]  # [B, n_terms]
+        a = (labels @ self.affinity).clamp(0.0, 1.0)
+        return (losses * a).sum(dim=0) / (a.sum(dim=0) + EPS)

@@ -9,10 +9,9 @@ from latent_sweep.objectives import (
     Planarity,
     Separate,
     SeparateEuclidean,
+    TermSet,
     Unitarity,
-    affinity_matrix,
     per_sample,
-    weigh,
 )
 
 
@@ -51,19 +50,23 @@ def test_anchor_compares_with_recorded_latents():
     assert per_sample(Anchor(name="a", kind="anchor"), now, then).item() == 1.0
 
 
-def test_affinity_rule_and_weighting():
-    from types import SimpleNamespace
-
+def test_term_set_applies_one_affinity_rule_and_shares_equal_terms():
     terms = [
         Pin(name="p", kind="pin", point=[0, 0], affinities={"red": 1.0, "vibrant": 0.5}),
         Unitarity(name="u", kind="unitarity"),
+        Unitarity(name="u-red", kind="unitarity", affinities={"red": 1.0}),
     ]
-    cfg = SimpleNamespace(labels=SimpleNamespace(concepts={"red": None, "vibrant": None}), terms=terms)
-    matrix, mask = affinity_matrix(cfg, "cpu")
-    labels = torch.tensor([[1.0, 1.0], [0.2, 0.2], [0.0, 0.0]])
-    a = torch.where(mask, (labels @ matrix).clamp(0, 1), 1.0)
-    assert torch.allclose(a[:, 0], torch.tensor([1.0, 0.3, 0.0]))  # clamped at 1
-    assert torch.allclose(a[:, 1], torch.ones(3))  # no affinities: every sample counts
-    loss = torch.tensor([2.0, 4.0, 100.0])
-    assert weigh(loss, a[:, 0]).item() == pytest.approx((2.0 + 1.2) / 1.3, rel=1e-6)
-    assert weigh(loss, torch.zeros(3)).item() == 0.0  # all a_i = 0 → the term vanishes
+    ts = TermSet(terms, ["red", "vibrant"], "cpu")
+    assert ts.columns == [0, 1, 1]  # the two unitarity terms share one per-sample column
+    z = torch.tensor([[1.0, 1.0], [2.0, 0.0], [3.0, 4.0]])
+    labels = torch.tensor([[1.0, 1.0, 1.0], [0.2, 0.2, 1.0], [0.0, 0.0, 1.0]])  # last: "everyone"
+    out = ts(z, labels, [True, True])
+    pin, unit = per_sample(terms[0], z), per_sample(terms[1], z)
+    a = torch.tensor([1.0, 0.3, 0.0])  # clamp(1·red + 0.5·vibrant, 0, 1)
+    assert out[0].item() == pytest.approx(((pin * a).sum() / a.sum()).item(), rel=1e-5)
+    assert out[1].item() == pytest.approx(unit.mean().item(), rel=1e-5)  # no affinities: all count
+    red = torch.tensor([1.0, 0.2, 0.0])
+    assert out[2].item() == pytest.approx(((unit * red).sum() / red.sum()).item(), rel=1e-5)
+    nobody = ts(z, torch.tensor([[0.0, 0.0, 1.0]] * 3), [True, True])
+    assert nobody[0].item() == 0.0  # all a_i = 0 → the term vanishes
+    assert ts(z, labels, [False, True])[0].item() == 0.0  # inactive functions are not evaluated

@@ -13,7 +13,8 @@ from latent_sweep.experiments.ae_config import AutoencoderConfig
 from latent_sweep.experiments.recording import Recorder, pick_device
 from latent_sweep.models import ColorAutoencoder
 from latent_sweep.neighbors import neighbor_scores
-from latent_sweep.objectives import Anchor, Pin, affinity_matrix, per_sample, weigh
+from latent_sweep.objectives import Anchor, Pin, TermSet, loss_fn
+from latent_sweep.optim import Adam
 from latent_sweep.schedule import Dopesheet, Timeline
 from latent_sweep.session import Session
 
@@ -61,12 +62,13 @@ class ColorData:
 
 
 def label_probabilities(cfg: AutoencoderConfig, rgb: torch.Tensor) -> torch.Tensor:
-    """Per color, each concept's label probability (scale applied), columns in config order."""
+    """Per color, each concept's label probability (scale applied), columns in config order,
+    then a constant 1: the "everyone" label of terms without affinities (see `TermSet`)."""
     cols = [
         colors.concept_probability(rgb, c.kind, c.rgb, c.exponent) * c.scale
         for c in cfg.labels.concepts.values()
     ]
-    return torch.stack(cols, dim=1) if cols else torch.zeros(len(rgb), 0, device=rgb.device)
+    return torch.stack([*cols, torch.ones(len(rgb), device=rgb.device)], dim=1)
 
 
 def dense_weights(cfg: AutoencoderConfig, timeline: Timeline, total: int) -> dict[str, np.ndarray]:
@@ -107,12 +109,17 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
 
     data = ColorData.build(cfg, device)
     model = ColorAutoencoder(cfg.model.hidden, cfg.model.latent_dim, cfg.model.normalize).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, fused=True)
-    w_dev = torch.tensor(
-        np.stack([w["recon"], *[w[t.name] for t in cfg.terms]], axis=1), dtype=torch.float32, device=device
-    )  # [total, 1 + n_terms]
-    aff, has_aff = affinity_matrix(cfg, device)
-    zero = torch.zeros((), device=device)
+    optimizer = Adam(model.parameters())
+    batch_terms = TermSet(cfg.terms, list(cfg.labels.concepts), device)
+    anchors = [t for t in cfg.terms if isinstance(t, Anchor)]
+    anchor_loss = [loss_fn(t, device) for t in anchors]
+    names = ["recon", *[t.name for t in batch_terms.terms], *[t.name for t in anchors]]
+    w_dev = torch.tensor(np.stack([w[n] for n in names], axis=1), dtype=torch.float32, device=device)
+    # Per step, whether each distinct batch-term function has any nonzero weight (host bools).
+    active = np.zeros((total, len(batch_terms.fns)), dtype=bool)
+    for term, col in zip(batch_terms.terms, batch_terms.columns, strict=True):
+        active[:, col] |= w[term.name] != 0.0
+    zero = torch.zeros(1, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents
@@ -130,7 +137,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
     rec = Recorder(
         session.trial_dir,
         timeline,
-        ["recon", *[t.name for t in cfg.terms]],
+        names,
         cfg.checkpoint_every + 1,
         start,
         elapsed,
@@ -172,29 +179,22 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
             x, probs = data.train[idx], data.label_probs[idx]
         if cfg.labels.mode == "hard":
             probs = torch.bernoulli(probs, generator=gen)  # fresh 0/1 labels every batch
-        # Label affinity per sample and term, a = clamp(labels · affinities, 0, 1), in one matmul.
-        a = torch.where(has_aff, (probs @ aff).clamp(0.0, 1.0), 1.0)
 
-        # Objective: recon + Σ w_t(step)·term_t. Weights are host floats, so skipping a zero
-        # weight costs no device sync.
-        for group in optimizer.param_groups:
-            group["lr"] = float(w["lr"][step])
+        # Objective: recon + Σ w_t(step)·term_t, all terms as one vector [1 + n_terms].
         out, z = model(x)
-        raw = [((out - x) ** 2).mean()]
-        for j, term in enumerate(cfg.terms):
-            if w[term.name][step] == 0.0 or (isinstance(term, Anchor) and term.name not in recorded):
-                raw.append(zero)
-            elif isinstance(term, Anchor):
-                raw.append(per_sample(term, model.encode(data.primaries), recorded[term.name]).mean())
+        parts = [((out - x) ** 2).mean().reshape(1), batch_terms(z, probs, active[step].tolist())]
+        for term, fn in zip(anchors, anchor_loss, strict=True):
+            if term.name in recorded and w[term.name][step] != 0.0:
+                parts.append(fn(model.encode(data.primaries), recorded[term.name]).mean().reshape(1))
             else:
-                raw.append(weigh(per_sample(term, z), a[:, j]))
-        raw_t = torch.stack(raw)
+                parts.append(zero)
+        raw_t = torch.cat(parts)
         # A non-finite term is recorded (NaN in history) but not summed into the loss.
         weighted = torch.nan_to_num(raw_t * w_dev[step], nan=0.0, posinf=0.0, neginf=0.0)
         loss = weighted.sum()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        optimizer.step(lr=float(w["lr"][step]))
 
         rec.log(raw_t, weighted, loss)
 
