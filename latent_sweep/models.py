@@ -38,3 +38,14 @@ class ColorAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)
         return self.decoder(z), z
+
+
+class ProjectionMLP(nn.Module):
+    """D → hidden… → out_dim (2 for a scatter plot): the parametric projection of SPEC §3."""
+
+    def __init__(self, in_dim: int, hidden: list[int], out_dim: int = 2) -> None:
+        super().__init__()
+        self.net = mlp([in_dim, *hidden, out_dim])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
