@@ -379,6 +379,13 @@ class Timeline:
         """The property's value at every step 0 … len-1 (read-only, float64)."""
         return self._values[name]
 
+    def dense(self, name: str, total: int, default: float) -> np.ndarray:
+        """`total` per-step values of a property — the last value held past the schedule's
+        end — or `default` at every step when the schedule lacks the property."""
+        if name not in self._values:
+            return np.full(total, float(default))
+        return self._values[name][np.minimum(np.arange(total), self._length - 1)]
+
     def table(self) -> pd.DataFrame:
         """One row per step: STEP, PHASE (missing outside any phase), one column per property."""
         # The trailing None is what phase index -1 picks.

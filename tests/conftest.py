@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from latent_sweep import config
+from latent_sweep.session import LocalSession
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,3 +23,16 @@ def tiny_ex17(ex17_raw) -> dict:
     raw = copy.deepcopy(ex17_raw)
     raw.update(steps=300, eval_every=100, checkpoint_every=100, seed=7)
     return raw
+
+
+class Crash(Exception):
+    """What CrashingSession raises in place of a killed process."""
+
+
+class CrashingSession(LocalSession):
+    """Dies right after its first checkpoint is safely on disk, like a killed process."""
+
+    def report(self, metrics, checkpoint=None):
+        super().report(metrics, checkpoint)
+        if checkpoint is not None:
+            raise Crash

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import Crash, CrashingSession
 
 from latent_sweep import config
 from latent_sweep.experiments import run_trial
@@ -17,19 +18,6 @@ from latent_sweep.history import read_table
 from latent_sweep.session import LocalSession
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashingSession(LocalSession):
-    """Dies right after its first checkpoint is safely on disk, like a killed process."""
-
-    def report(self, metrics, checkpoint=None):
-        super().report(metrics, checkpoint)
-        if checkpoint is not None:
-            raise Crash
 
 
 def tables(trial_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import Crash, CrashingSession
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
@@ -57,19 +58,6 @@ def trial(**changes) -> dict:
     for path, value in changes.items():
         config.set_path(raw, path.replace("__", "."), value)
     return raw
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashingSession(LocalSession):
-    """Dies right after its first checkpoint is safely on disk, like a killed process."""
-
-    def report(self, metrics, checkpoint=None):
-        super().report(metrics, checkpoint)
-        if checkpoint is not None:
-            raise Crash
 
 
 def test_swiss_roll_run_writes_the_layout_and_beats_a_random_projection(tmp_path):

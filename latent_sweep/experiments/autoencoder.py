@@ -74,14 +74,8 @@ def label_probabilities(cfg: AutoencoderConfig, rgb: torch.Tensor) -> torch.Tens
 def dense_weights(cfg: AutoencoderConfig, timeline: Timeline, total: int) -> dict[str, np.ndarray]:
     """Per-step weights for recon and every term. Explicit defaults: a term whose property is
     absent from the schedule has weight 0 (off); reconstruction has weight 1."""
-    index = np.minimum(np.arange(total), len(timeline) - 1)  # hold the last value past the end
-    props = set(timeline.dopesheet.props)
-
-    def curve(name: str, default: float) -> np.ndarray:
-        return timeline.values(name)[index] if name in props else np.full(total, default)
-
-    out = {"recon": curve(cfg.recon_property, 1.0), "lr": curve("lr", 0.0)}
-    out.update({t.name: curve(t.name, 0.0) for t in cfg.terms})
+    out = {"recon": timeline.dense(cfg.recon_property, total, 1.0), "lr": timeline.dense("lr", total, 0.0)}
+    out.update({t.name: timeline.dense(t.name, total, 0.0) for t in cfg.terms})
     return out
 
 
@@ -126,7 +120,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
     hues_t = torch.tensor(data.hues.rgb, dtype=torch.float32, device=device)
 
     # Continue from the session's checkpoint, dropping history written after it.
-    start, elapsed = 0, 0.0
+    start, elapsed, result = 0, 0.0, {}
     state = session.restore()
     if state is not None:
         model.load_state_dict(state["model"])
@@ -134,6 +128,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
         gen.set_state(state["generator"].to(gen.get_state().device))
         recorded = {k: v.to(device) for k, v in state["anchors"].items()}
         start, elapsed = int(state["step"]), float(state["wall_time"])
+        result = dict(state["scores"])  # what a trial that already finished returns
     rec = Recorder(
         session.trial_dir,
         timeline,
@@ -146,7 +141,6 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
 
     hues_idx = torch.nonzero(torch.tensor(data.vibrancy >= 1 - 1e-9, device=device)).flatten()
     weights_cache: tuple[float | None, torch.Tensor | None] = (None, None)
-    result: dict[str, float] = {}
 
     for step in range(start, total):
         # Events at this step: actions (e.g. record anchor latents) before training on it.
@@ -216,6 +210,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
                     "generator": gen.get_state(),
                     "anchors": {k: v.cpu() for k, v in recorded.items()},
                     "wall_time": rec.elapsed(),
+                    "scores": result,
                 }
             session.report({"step": done, "done": done == total, **result}, checkpoint=ckpt)
     return result

@@ -107,11 +107,8 @@ def knn_graph(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
 
 def schedule_curves(timeline: Timeline, total: int) -> dict[str, np.ndarray]:
     """Per-step lr and term weights, the last value held past the schedule's end."""
-    index = np.minimum(np.arange(total), len(timeline) - 1)
-    props = timeline.props
-    out = {"lr": timeline.values("lr")[index]}
-    for term, prop in TERM_PROPERTIES.items():
-        out[term] = timeline.values(prop)[index] if prop in props else np.ones(total)
+    out = {"lr": timeline.dense("lr", total, 0.0)}
+    out.update({term: timeline.dense(prop, total, 1.0) for term, prop in TERM_PROPERTIES.items()})
     return out
 
 
