@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from latent_sweep.experiments.base import Strict, TrialConfig
 from latent_sweep.objectives import Anchor, Pin, TermConfig
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ScheduleConfig(Strict):
-    keyframes: list[dict[str, Any]] = Field(min_length=1)
-    scale: dict[str, float] = {}
 
 
 class Concept(Strict):
@@ -66,16 +58,9 @@ class ScoresConfig(Strict):
     neighbors_k: list[int] = [5, 10, 15]
 
 
-class AutoencoderConfig(Strict):
+class AutoencoderConfig(TrialConfig):
     experiment: Literal["autoencoder"] = "autoencoder"
     name: str = "autoencoder"
-    seed: int = 0
-    steps: int | None = Field(None, ge=1, description="default: the schedule's length")
-    eval_every: int = Field(500, ge=1)
-    checkpoint_every: int = Field(2500, ge=1)
-    snapshot_every: int | None = Field(None, ge=1, description="latent snapshots; the final one always")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    schedule: ScheduleConfig
     data: DataConfig = DataConfig()
     labels: LabelsConfig = LabelsConfig()
     model: ModelConfig = ModelConfig()

@@ -15,7 +15,7 @@ from latent_sweep.models import ColorAutoencoder
 from latent_sweep.neighbors import neighbor_scores
 from latent_sweep.objectives import Anchor, Pin, TermSet, loss_fn
 from latent_sweep.optim import Adam
-from latent_sweep.schedule import Dopesheet, Timeline
+from latent_sweep.schedule import Timeline
 from latent_sweep.session import Session
 
 __all__ = ["AutoencoderConfig", "train"]
@@ -84,10 +84,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
     from latent_sweep.experiments import TrialDiverged
 
     device = pick_device(cfg.device)
-    sheet = Dopesheet.from_records(cfg.schedule.keyframes, path_prefix="schedule.keyframes")
-    sheet.require(["lr"])
-    timeline = Timeline(sheet, scale=cfg.schedule.scale)
-    total = cfg.steps or len(timeline)
+    timeline, total = cfg.timeline()
     w = dense_weights(cfg, timeline, total)
     phase_of_step = timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]
     phase_names = [p.name for p in timeline.phases]
@@ -97,7 +94,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
                 f"`data.phases` names phase `{name}`, which the schedule does not have: {phase_names}"
             )
     phase_sets = [cfg.data.phases.get(name, "hsv") for name in phase_names]
-    fraction = cfg.data.fraction_property if cfg.data.fraction_property in sheet.props else None
+    fraction = cfg.data.fraction_property if cfg.data.fraction_property in timeline.props else None
     fractions = timeline.values(fraction) if fraction else None
     actions = timeline.actions
 

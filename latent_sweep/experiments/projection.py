@@ -19,12 +19,12 @@ from pydantic import Field
 from latent_sweep import colors, scores
 from latent_sweep.errors import UserError
 from latent_sweep.experiments import proj_data
-from latent_sweep.experiments.ae_config import ScheduleConfig, Strict
+from latent_sweep.experiments.base import Strict, TrialConfig
 from latent_sweep.experiments.proj_data import ProjDataConfig
 from latent_sweep.experiments.recording import Recorder, pick_device
 from latent_sweep.models import ProjectionMLP
 from latent_sweep.neighbors import neighbor_scores
-from latent_sweep.schedule import Dopesheet, Timeline
+from latent_sweep.schedule import Timeline
 from latent_sweep.session import Session
 
 __all__ = ["ProjectionConfig", "train"]
@@ -69,18 +69,11 @@ class ProjScoresConfig(Strict):
     eval_samples: int | None = Field(5000, ge=4)
 
 
-class ProjectionConfig(Strict):
+class ProjectionConfig(TrialConfig):
     """Schedule properties: `lr` (required), `exaggeration` λ and `repulsion` ρ (each 1 when absent)."""
 
     experiment: Literal["projection"] = "projection"
     name: str = "projection"
-    seed: int = 0
-    steps: int | None = Field(None, ge=1, description="default: the schedule's length")
-    eval_every: int = Field(500, ge=1)
-    checkpoint_every: int = Field(2500, ge=1)
-    snapshot_every: int | None = Field(None, ge=1, description="latent snapshots; the final one always")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    schedule: ScheduleConfig
     data: ProjDataConfig = ProjDataConfig()
     model: ProjModelConfig = ProjModelConfig()
     knn: KnnConfig = KnnConfig()
@@ -206,10 +199,7 @@ def train(cfg: ProjectionConfig, session: Session) -> dict[str, float]:
     from latent_sweep.experiments import TrialDiverged
 
     device = pick_device(cfg.device)
-    sheet = Dopesheet.from_records(cfg.schedule.keyframes, path_prefix="schedule.keyframes")
-    sheet.require(["lr"])
-    timeline = Timeline(sheet, scale=cfg.schedule.scale)
-    total = cfg.steps or len(timeline)
+    timeline, total = cfg.timeline()
     curves = schedule_curves(timeline, total)
 
     inputs = proj_data.load(cfg.data, cfg.seed)

@@ -1,0 +1,38 @@
+"""What every experiment's config shares, and the schedule it trains under."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from latent_sweep.schedule import Dopesheet, Timeline
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScheduleConfig(Strict):
+    keyframes: list[dict[str, Any]] = Field(min_length=1)
+    scale: dict[str, float] = {}
+
+
+class TrialConfig(Strict):
+    """Fields of every trial: identity, seed, length, intervals, device, schedule."""
+
+    name: str = "trial"
+    seed: int = 0
+    steps: int | None = Field(None, ge=1, description="default: the schedule's length")
+    eval_every: int = Field(500, ge=1)
+    checkpoint_every: int = Field(2500, ge=1)
+    snapshot_every: int | None = Field(None, ge=1, description="latent snapshots; the final one always")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    schedule: ScheduleConfig
+
+    def timeline(self) -> tuple[Timeline, int]:
+        """The realized schedule (it must define `lr`) and the number of steps to train."""
+        sheet = Dopesheet.from_records(self.schedule.keyframes, path_prefix="schedule.keyframes")
+        sheet.require(["lr"])
+        timeline = Timeline(sheet, scale=self.schedule.scale)
+        return timeline, self.steps or len(timeline)
