@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import pyarrow.fs
@@ -29,6 +30,7 @@ from latent_sweep.sweep_spec import SweepSpec, load_spec
 SWEEP_FILE = "sweep.yaml"
 LOCK_FILE = ".latent-sweep.lock"
 RETRIED_DIR = ".retried"
+KEEP_CHECKPOINTS = 2
 STATUS_EVERY_S = 30.0
 LEADERBOARD_ROWS = 10
 
@@ -95,6 +97,19 @@ def _set_aside_replaced(path: str, rows: list[dict]) -> None:
             os.replace(d, d.parent / RETRIED_DIR / d.name)
 
 
+def _prune_checkpoints(path: str, rows: list[dict]) -> None:
+    """Finished trials keep their last KEEP_CHECKPOINTS checkpoints (unfinished ones keep all)."""
+    fs, root = _fs(path)
+    for row in rows:
+        if row["status"] not in ("TERMINATED", "ERROR"):
+            continue
+        selector = pyarrow.fs.FileSelector(f"{root}/{row['trial_dir']}", allow_not_found=True)
+        found = [i for i in fs.get_file_info(selector) if i.type == pyarrow.fs.FileType.Directory]
+        checkpoints = sorted(i.path for i in found if i.base_name.startswith("checkpoint_"))
+        for old in checkpoints[:-KEEP_CHECKPOINTS]:
+            fs.delete_dir(old)
+
+
 def experiment_path(storage: str, name: str | None = None) -> str:
     """`<storage>/<name>` as Ray wants it: a URI as is, a local path made absolute."""
     joined = f"{storage.rstrip('/')}/{name}" if name else storage.rstrip("/")
@@ -129,6 +144,8 @@ def trial_dirname(trial) -> str:
 
 def _tuner(spec: SweepSpec, path: str, name: str):
     b = spec.block
+    # Function trainables cannot reuse actors across PBT exploits; the hint is not actionable.
+    warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
     storage = path.rsplit("/", 1)[0]
     tune_config = tune.TuneConfig(
         search_alg=spec.search_alg(),
@@ -141,7 +158,10 @@ def _tuner(spec: SweepSpec, path: str, name: str):
         storage_path=storage,
         verbose=0,
         callbacks=[Progress(b.metric, b.mode)],
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # Keep every checkpoint while the sweep runs; `_prune_checkpoints` keeps the last two at the
+        # end. Ray deletes old checkpoints before its experiment state (which names the one to
+        # restore from) reaches storage, so a kill in between would leave a dangling reference.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         failure_config=tune.FailureConfig(max_failures=0),
         # Only URI storage needs trial files uploaded; local trials write in place.
         sync_config=tune.SyncConfig(sync_artifacts=_is_uri(path)),
@@ -154,6 +174,7 @@ def _tuner(spec: SweepSpec, path: str, name: str):
 def _finish(spec: SweepSpec, path: str) -> int:
     rows = trials_parquet.collect(path, spec.base)
     _set_aside_replaced(path, rows)
+    _prune_checkpoints(path, rows)
     written = trials_parquet.write(path, trials_parquet.to_table(rows))
     print_leaderboard(rows, spec)
     print(f"results: {path}\ntrials table: {written}")
@@ -195,8 +216,12 @@ class Progress(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         # Ray has written the error on the driver, not yet in storage.
-        with open(trial.pickled_error_file, "rb") as f:
-            reason = trials_parquet.error_reason(cloudpickle.load(f))
+        pickled = trial.pickled_error_file
+        err = None
+        if pickled and os.path.exists(pickled):
+            with open(pickled, "rb") as f:
+                err = cloudpickle.load(f)
+        reason = trials_parquet.error_reason(err)
         print(f"  ERROR {trial.trial_id}  {reason}  (traceback: {trial.path}/error.txt)", flush=True)
 
     def on_step_end(self, iteration, trials, **info) -> None:
@@ -214,6 +239,11 @@ class Progress(tune.Callback):
         print("  " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) + lead, flush=True)
 
 
+def _no_trial_tracebacks(record: logging.LogRecord) -> bool:
+    """A failed trial's traceback goes to its error.txt; Progress prints the one-line reason."""
+    return not record.getMessage().startswith("Trial task failed")
+
+
 class _ray:
     """Connect to `address`, or start local Ray in-process; reuse a Ray this process already runs."""
 
@@ -228,10 +258,7 @@ class _ray:
         # "experiment state snapshotting" hint is noise for short checkpoint intervals.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        # A failed trial's traceback goes to its error.txt; Progress prints the one-line reason.
-        logging.getLogger("ray.tune.execution.tune_controller").addFilter(
-            lambda record: not record.getMessage().startswith("Trial task failed")
-        )
+        logging.getLogger("ray.tune.execution.tune_controller").addFilter(_no_trial_tracebacks)
         if not ray.is_initialized():
             ray.init(
                 # "local": always a fresh instance; None would join a `ray start` cluster if one runs.
@@ -261,28 +288,31 @@ class ResultsLock:
         if self.file is None:
             return self
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        me = f"{socket.gethostname()} {os.getpid()}"
-        while True:
-            try:
-                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None:
-                    raise UserError(
-                        f"{self.path} is in use by latent-sweep process {holder} (lock file {self.file}); "
-                        f"wait for it to finish, or run into another directory with --name or --storage"
-                    ) from None
-                self.file.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            return self
+        # Written under a private name, then linked into place: the lock never exists half-written.
+        mine = self.file.with_name(f"{LOCK_FILE}.{os.getpid()}")
+        mine.write_text(f"{socket.gethostname()} {os.getpid()}")
+        try:
+            while True:
+                try:
+                    os.link(mine, self.file)
+                    return self
+                except FileExistsError:
+                    holder = self._holder()
+                    if holder is not None:
+                        raise UserError(
+                            f"{self.path} is in use by latent-sweep process {holder} (lock file "
+                            f"{self.file}); wait for it to finish, or run into another directory with "
+                            f"--name or --storage"
+                        ) from None
+                    self.file.unlink(missing_ok=True)  # stale: its process is gone
+        finally:
+            mine.unlink()
 
     def _holder(self) -> str | None:
-        """`host pid` of a live holder, or None when the lock is stale (or vanished meanwhile)."""
+        """`pid` of a live holder, or None when the lock is stale (or vanished meanwhile)."""
         try:
             host, pid = self.file.read_text().split()
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return None
         if host != socket.gethostname():
             return f"{pid} on {host}"  # cannot check another machine's processes: assume alive

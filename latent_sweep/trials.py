@@ -40,7 +40,7 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
     rows = []
     for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
         last = trial.last_result or {}
-        reports = frames.get(trial.path, pd.DataFrame())
+        reports = frames.get(trial.trial_id, pd.DataFrame())
         scores = sorted(k for k in last if SCORE_NAME.fullmatch(k))
         row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
         row.update(flatten(trial_config(base, trial.config), "config"))

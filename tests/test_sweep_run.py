@@ -80,7 +80,9 @@ def test_sweep_runs_optuna_trials_and_writes_trials_table(local_ray, tmp_path, c
     schema = pq.read_schema(results / "trials.parquet")
     assert str(schema.field("steps").type) == "int64" and str(schema.field("config.seed").type) == "int64"
     assert str(schema.field("hue_corr").type) == "double" and str(schema.field("error").type) == "string"
-    assert (trials["best_recon_mse"] <= trials["recon_mse"]).all()
+    for row in trials.itertuples():  # best over every evaluation, in each score's direction
+        evals = read_table(results / row.trial_dir / "evals")
+        assert (row.best_hue_corr, row.best_recon_mse) == (evals["hue_corr"].max(), evals["recon_mse"].min())
     assert set(yaml.safe_load((results / "sweep.yaml").read_text())["sweep"]["space"]) == set(space)
 
     analysis = tune.ExperimentAnalysis(str(results))
@@ -171,6 +173,9 @@ def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
     trials = pd.read_parquet(results / "trials.parquet")
     assert len(trials) == 2 and set(trials["status"]) == {"TERMINATED"} and set(trials["steps"]) == {600}
     assert_complete_histories(results, trials)
+    for trial_dir in trials["trial_dir"]:  # six checkpoints each, the last two kept
+        assert sorted(p.name for p in (results / trial_dir).glob("checkpoint_*"))[-1] == "checkpoint_000005"
+        assert len(list((results / trial_dir).glob("checkpoint_*"))) == 2
 
     # The trial that had checkpointed before the kill, trained again in-process without Ray.
     resumed = checkpointed[0]
