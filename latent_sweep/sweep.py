@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import time
-import warnings
 from pathlib import Path
 
 import pyarrow.fs
@@ -144,14 +143,14 @@ def trial_dirname(trial) -> str:
 
 def _tuner(spec: SweepSpec, path: str, name: str):
     b = spec.block
-    # Function trainables cannot reuse actors across PBT exploits; the hint is not actionable.
-    warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
     storage = path.rsplit("/", 1)[0]
     tune_config = tune.TuneConfig(
         search_alg=spec.search_alg(),
         scheduler=spec.scheduler(),
         num_samples=spec.total_samples(b.num_samples),
         trial_dirname_creator=trial_dirname,
+        # A trial's process is reused for the next one: no second start of Python, torch and Ray.
+        reuse_actors=True,
     )
     run_config = tune.RunConfig(
         name=name,

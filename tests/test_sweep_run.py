@@ -61,7 +61,7 @@ def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
 
 def test_sweep_runs_optuna_trials_and_writes_trials_table(local_ray, tmp_path, capsys):
     space = {
-        "schedule.keyframes[4].reg-polar": {"loguniform": [0.001, 0.03]},
+        "schedule.keyframes[5].reg-polar": {"loguniform": [0.001, 0.03]},
         "schedule.scale.reg-separate": {"uniform": [0.5, 2.0]},
     }
     path = tiny_sweep(tmp_path, "opt", 200, search="optuna", num_samples=2, seeds=2, space=space)
@@ -76,7 +76,7 @@ def test_sweep_runs_optuna_trials_and_writes_trials_table(local_ray, tmp_path, c
     # Each Optuna suggestion ran on seeds 0 and 1 with identical sampled values.
     for _, group in trials.groupby("config.schedule.scale.reg-separate"):
         assert sorted(group["config.seed"]) == [0, 1]
-        assert group["config.schedule.keyframes[4].reg-polar"].nunique() == 1
+        assert group["config.schedule.keyframes[5].reg-polar"].nunique() == 1
     schema = pq.read_schema(results / "trials.parquet")
     assert str(schema.field("steps").type) == "int64" and str(schema.field("config.seed").type) == "int64"
     assert str(schema.field("hue_corr").type) == "double" and str(schema.field("error").type) == "string"

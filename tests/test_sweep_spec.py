@@ -61,7 +61,7 @@ CASES = [
     (
         dict(scheduler="pbt", space=SCALE, pbt={"perturbation_interval": 750}),
         "sweeps/q.yaml: `sweep.pbt.perturbation_interval` must be a multiple of the checkpoint interval "
-        "(500) so that exploiting trials copy a fresh checkpoint, but got 750",
+        "(2500) so that exploiting trials copy a fresh checkpoint, but got 750",
     ),
     (
         dict(asha={"grace_period": 100}),
@@ -83,7 +83,7 @@ CASES = [
     (
         dict(space={"schedule.keyframes[9].lr": {"uniform": [0.001, 0.01]}}),
         "sweeps/q.yaml: `sweep.space.schedule.keyframes[9].lr` does not name a value in the base config: "
-        "`schedule.keyframes[9]` does not exist (list size 7)",
+        "`schedule.keyframes[9]` does not exist (list size 8)",
     ),
     (
         dict(space={"schedule.scale.reg-polr": {"uniform": [0.5, 2]}}),
@@ -97,13 +97,13 @@ CASES = [
         "excluded), {choice: [a, b, …]} or {grid: [a, b, …]}",
     ),
     (
-        dict(space={"schedule.keyframes[4].reg-polar": {"loguniform": [0, 0.1]}}),
-        "sweeps/q.yaml: `sweep.space.schedule.keyframes[4].reg-polar` `loguniform` needs 0 < lo < hi, "
+        dict(space={"schedule.keyframes[5].reg-polar": {"loguniform": [0, 0.1]}}),
+        "sweeps/q.yaml: `sweep.space.schedule.keyframes[5].reg-polar` `loguniform` needs 0 < lo < hi, "
         "but got [0, 0.1]",
     ),
     (
-        dict(space={"schedule.keyframes[4].STEP": {"randint": [600.5, 1400]}}),
-        "sweeps/q.yaml: `sweep.space.schedule.keyframes[4].STEP` `randint` takes integers [lo, hi] "
+        dict(space={"schedule.keyframes[5].STEP": {"randint": [600.5, 1400]}}),
+        "sweeps/q.yaml: `sweep.space.schedule.keyframes[5].STEP` `randint` takes integers [lo, hi] "
         "(hi excluded), but got [600.5, 1400]",
     ),
     (
@@ -112,8 +112,8 @@ CASES = [
         "`choice: [...]`, or `search: random`",
     ),
     (
-        dict(search="grid", space={"schedule.keyframes[4].reg-polar": {"uniform": [0.001, 0.01]}}),
-        "sweeps/q.yaml: `sweep.space.schedule.keyframes[4].reg-polar` is `uniform`, but `sweep.search` is "
+        dict(search="grid", space={"schedule.keyframes[5].reg-polar": {"uniform": [0.001, 0.01]}}),
+        "sweeps/q.yaml: `sweep.space.schedule.keyframes[5].reg-polar` is `uniform`, but `sweep.search` is "
         "`grid`, which only enumerates `grid` leaves; use `grid: [...]` or `search: random`",
     ),
     (
@@ -185,11 +185,11 @@ def test_optuna_repeats_through_a_repeater(quick_raw):
     optuna_search = alg.searcher.searcher
     assert isinstance(optuna_search, OptunaSearch)
     assert isinstance(optuna_search._sampler, optuna.samplers.TPESampler)
-    assert optuna_search._sampler._n_startup_trials == 4
+    assert optuna_search._sampler._n_startup_trials == 6
     assert spec.total_samples(8) == 24
     space = spec.param_space()["params"]
     assert "seed" not in space
-    assert isinstance(space["schedule.keyframes[4].STEP"], Integer)
+    assert isinstance(space["schedule.keyframes[5].STEP"], Integer)
 
 
 def test_sampled_seed(quick_raw):
@@ -202,10 +202,10 @@ def test_schedulers(quick_raw):
     asha = spec_with(quick_raw, scheduler="asha", asha={"reduction_factor": 3}).scheduler()
     assert isinstance(asha, ASHAScheduler)
     assert asha._time_attr == "step" and asha._reduction_factor == 3
-    assert asha._brackets[0]._rungs[-1][0] == 250  # default grace period: the evaluation interval
+    assert asha._brackets[0]._rungs[-1][0] == 1000  # default grace period: the evaluation interval
     pbt = spec_with(quick_raw, scheduler="pbt", space=SCALE).scheduler()
     assert isinstance(pbt, PopulationBasedTraining)
-    assert pbt._perturbation_interval == 500
+    assert pbt._perturbation_interval == 2500
     assert set(pbt._hyperparam_mutations["params"]) == {"schedule.scale.reg-polar"}
 
 
@@ -217,14 +217,14 @@ def test_interval_overrides_reach_the_base(quick_raw):
 def test_trial_config_applies_params_and_repeat_index(quick_raw):
     spec = spec_with(quick_raw)
     params = {
-        "schedule.keyframes[4].reg-polar": np.float64(0.004),
-        "schedule.keyframes[4].STEP": np.int64(900),
+        "schedule.keyframes[5].reg-polar": np.float64(0.004),
+        "schedule.keyframes[5].STEP": np.int64(900),
         "schedule.scale.reg-separate": 1.5,
     }
     raw = trial_config(spec.base, {"params": params, TRIAL_INDEX: 2})
     assert raw["seed"] == 2
-    assert raw["schedule"]["keyframes"][4]["STEP"] == 900
-    assert type(raw["schedule"]["keyframes"][4]["reg-polar"]) is float  # plain YAML, not numpy
+    assert raw["schedule"]["keyframes"][5]["STEP"] == 900
+    assert type(raw["schedule"]["keyframes"][5]["reg-polar"]) is float  # plain YAML, not numpy
     assert raw["schedule"]["scale"] == {"reg-separate": 1.5}
     assert "scale" not in spec.base["schedule"]  # the base is left alone
     config.validate(raw, SRC)
