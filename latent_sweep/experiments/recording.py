@@ -65,8 +65,10 @@ class Recorder:
         return time.perf_counter() - self.t0
 
     def finite(self) -> bool:
-        """Whether every total loss since the last flush is finite (one host sync)."""
-        return bool(torch.isfinite(self.buf[: self.len, -1]).all())
+        """Whether the primary (first) term and the total stayed finite since the last flush
+        (one host sync). Other terms may go non-finite: they are recorded, not summed."""
+        rows = self.buf[: self.len]
+        return bool(torch.isfinite(rows[:, 0]).all() & torch.isfinite(rows[:, -1]).all())
 
     def evaluation(self, step: int, scores: dict[str, float]) -> None:
         self.evals.append({"step": step, **scores})
