@@ -10,7 +10,7 @@ import torch
 from latent_sweep import colors, scores
 from latent_sweep.errors import UserError
 from latent_sweep.experiments.ae_config import AutoencoderConfig
-from latent_sweep.experiments.recording import Recorder, pick_device
+from latent_sweep.experiments.recording import Recorder, due, pick_device
 from latent_sweep.models import ColorAutoencoder
 from latent_sweep.neighbors import neighbor_scores
 from latent_sweep.objectives import Anchor, Pin, TermSet, loss_fn
@@ -190,26 +190,22 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
         rec.log(raw_t, weighted, loss)
 
         done = step + 1
-        if done % cfg.eval_every == 0 or done == total or done % cfg.checkpoint_every == 0:
-            if not rec.finite():
+        evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
+        if evaluate_now:
+            if not rec.finite():  # one host sync per evaluation
                 raise TrialDiverged(f"the loss became non-finite by step {step}")
             result = evaluate(cfg, model, data, hues_t, recorded)
-            rec.evaluation(done, result)
-            if (cfg.snapshot_every and done % cfg.snapshot_every == 0) or done == total:
+            if snapshot_now:
                 rec.snapshot(done, model.encode(data.grid_t), rgb=data.grid.rgb)
-            ckpt = None
-            if done % cfg.checkpoint_every == 0 or done == total:
-                rec.flush()  # history parts first, so a checkpoint never points past them
-                ckpt = {
-                    "step": done,
+            state = None
+            if checkpoint_now:
+                state = {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "generator": gen.get_state(),
                     "anchors": {k: v.cpu() for k, v in recorded.items()},
-                    "wall_time": rec.elapsed(),
-                    "scores": result,
                 }
-            session.report({"step": done, "done": done == total, **result}, checkpoint=ckpt)
+            rec.report(session, done, total, result, state)
     return result
 
 

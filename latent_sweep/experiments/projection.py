@@ -21,7 +21,7 @@ from latent_sweep.errors import UserError
 from latent_sweep.experiments import proj_data
 from latent_sweep.experiments.base import Strict, TrialConfig
 from latent_sweep.experiments.proj_data import ProjDataConfig
-from latent_sweep.experiments.recording import Recorder, pick_device
+from latent_sweep.experiments.recording import Recorder, due, pick_device
 from latent_sweep.models import ProjectionMLP
 from latent_sweep.neighbors import neighbor_scores
 from latent_sweep.schedule import Timeline
@@ -247,24 +247,20 @@ def train(cfg: ProjectionConfig, session: Session) -> dict[str, float]:
         rec.log(raw, weighted, loss)
 
         done = step + 1
-        if done % cfg.eval_every == 0 or done == total or done % cfg.checkpoint_every == 0:
+        evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
+        if evaluate_now:
             if not rec.finite():
                 raise TrialDiverged(f"the loss became non-finite by step {step}")
             y = embed(model, x)
             result = evaluate(cfg, y, ev)
-            rec.evaluation(done, result)
-            if (cfg.snapshot_every and done % cfg.snapshot_every == 0) or done == total:
+            if snapshot_now:
                 rec.snapshot(done, y, rgb=inputs.rgb, labels=inputs.labels)
-            ckpt = None
-            if done % cfg.checkpoint_every == 0 or done == total:
-                rec.flush()  # history parts first, so a checkpoint never points past them
-                ckpt = {
-                    "step": done,
+            state = None
+            if checkpoint_now:
+                state = {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "generator": gen.get_state(),
-                    "wall_time": rec.elapsed(),
-                    "scores": result,
                 }
-            session.report({"step": done, "done": done == total, **result}, checkpoint=ckpt)
+            rec.report(session, done, total, result, state)
     return result

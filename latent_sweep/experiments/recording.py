@@ -28,6 +28,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def due(cfg, done: int, total: int) -> tuple[bool, bool, bool]:
+    """(evaluate, snapshot, checkpoint) after `done` steps: at every interval and at the end."""
+    last = done == total
+    checkpoint = done % cfg.checkpoint_every == 0 or last
+    snapshot = bool(cfg.snapshot_every and done % cfg.snapshot_every == 0) or last
+    return done % cfg.eval_every == 0 or checkpoint, snapshot, checkpoint
+
+
 class Recorder:
     """History rows (`step`, `phase`, schedule values, `term.*`, `weighted.*`, `loss`,
     `wall_time`), evaluation rows and latent snapshots of one trial directory.
@@ -70,8 +78,16 @@ class Recorder:
         rows = self.buf[: self.len]
         return bool(torch.isfinite(rows[:, 0]).all() & torch.isfinite(rows[:, -1]).all())
 
-    def evaluation(self, step: int, scores: dict[str, float]) -> None:
+    def report(self, session, step: int, total: int, scores: dict[str, float], state: dict | None) -> None:
+        """Record an evaluation and report it. With `state` (a checkpoint is due) the history is
+        written first, so a checkpoint never points past it; the checkpoint gets step, wall
+        time and the scores (what a finished trial returns when run again) added."""
         self.evals.append({"step": step, **scores})
+        checkpoint = None
+        if state is not None:
+            self.flush()
+            checkpoint = {**state, "step": step, "wall_time": self.elapsed(), "scores": scores}
+        session.report({"step": step, "done": step == total, **scores}, checkpoint=checkpoint)
 
     def snapshot(
         self,
