@@ -21,8 +21,9 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 from latent_sweep import colors, config
 from latent_sweep.experiments import run_trial, seed_everything
 from latent_sweep.models import ColorAutoencoder
-from latent_sweep.schedule import Dopesheet, Timeline
+from latent_sweep.schedule import Dopesheet
 from latent_sweep.session import LocalSession
+from latent_sweep.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Dopesheet": "latent_sweep.schedule",
-    "Timeline": "latent_sweep.schedule",
+    "Timeline": "latent_sweep.timeline",
     "trustworthiness": "latent_sweep.neighbors",
     "continuity": "latent_sweep.neighbors",
     "knn_recall": "latent_sweep.neighbors",

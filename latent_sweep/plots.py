@@ -35,8 +35,9 @@ from latent_sweep.results import (
     read_trial_config,
     sort_trials,
 )
-from latent_sweep.schedule import Dopesheet, Timeline
+from latent_sweep.schedule import Dopesheet
 from latent_sweep.table_formats import write_whole
+from latent_sweep.timeline import Timeline
 
 # The notebooks' look: points in their own colors over a dark unit disc on a dark ground.
 GROUND, DISC, INK = "#333333", "#111111", "#dddddd"

@@ -27,8 +27,9 @@ def train_command(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from latent_sweep.experiments import run_trial
-    from latent_sweep.schedule import Dopesheet, Timeline
+    from latent_sweep.schedule import Dopesheet
     from latent_sweep.session import LocalSession
+    from latent_sweep.timeline import Timeline
 
     trial, cfg = load_trial(args.config, args.seed, args.steps, args.set)
     if args.threads < 1:
@@ -66,7 +67,8 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from latent_sweep.schedule import Dopesheet, Timeline
+    from latent_sweep.schedule import Dopesheet
+    from latent_sweep.timeline import Timeline
 
     raw = config.load_file(args.sweep)
     trial, sweep_block = config.split_sweep(raw)

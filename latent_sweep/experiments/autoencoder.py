@@ -15,8 +15,8 @@ from latent_sweep.models import ColorAutoencoder
 from latent_sweep.neighbors import neighbor_scores
 from latent_sweep.objectives import Anchor, Pin, TermSet, loss_fn
 from latent_sweep.optim import Adam
-from latent_sweep.schedule import Timeline
 from latent_sweep.session import Session
+from latent_sweep.timeline import Timeline
 
 __all__ = ["AutoencoderConfig", "train"]
 

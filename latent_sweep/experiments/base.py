@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from latent_sweep.schedule import Dopesheet, Timeline
+from latent_sweep.schedule import Dopesheet
+from latent_sweep.timeline import Timeline
 
 
 class Strict(BaseModel):

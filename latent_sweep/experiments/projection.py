@@ -24,8 +24,8 @@ from latent_sweep.experiments.proj_data import ProjDataConfig
 from latent_sweep.experiments.recording import Recorder, due, pick_device
 from latent_sweep.models import ProjectionMLP
 from latent_sweep.neighbors import neighbor_scores
-from latent_sweep.schedule import Timeline
 from latent_sweep.session import Session
+from latent_sweep.timeline import Timeline
 
 __all__ = ["ProjectionConfig", "train"]
 

@@ -17,7 +17,7 @@ import torch
 
 from latent_sweep import history
 from latent_sweep.errors import UserError
-from latent_sweep.schedule import Timeline
+from latent_sweep.timeline import Timeline
 
 
 def pick_device(name: str) -> torch.device:
