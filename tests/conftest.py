@@ -36,3 +36,27 @@ class CrashingSession(LocalSession):
         super().report(metrics, checkpoint)
         if checkpoint is not None:
             raise Crash
+
+
+def assert_crash_resume_matches(raw: dict, root) -> dict:
+    """Run `raw` whole, and again crashing after its first checkpoint (step 100) then resuming;
+    the resumed run must return the same scores and write the same history and evaluations,
+    and running the finished trial once more must return those scores again."""
+    import pandas as pd
+
+    from latent_sweep.experiments import run_trial
+    from latent_sweep.history import read_table
+
+    whole = run_trial(raw, LocalSession(root / "whole"))
+    with pytest.raises(Crash):
+        run_trial(raw, CrashingSession(root / "cut"))
+    assert read_table(root / "cut" / "history")["step"].max() == 99
+    assert run_trial(raw, LocalSession(root / "cut")) == whole
+    # Run again, a finished trial restores its last checkpoint and returns its scores.
+    assert run_trial(raw, LocalSession(root / "cut")) == whole
+    for part in ("history", "evals"):
+        a, b = (
+            read_table(root / d / part).drop(columns="wall_time", errors="ignore") for d in ("whole", "cut")
+        )
+        pd.testing.assert_frame_equal(a, b)
+    return whole

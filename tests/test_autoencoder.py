@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import Crash, CrashingSession
+from conftest import assert_crash_resume_matches
 
 from latent_sweep import config
 from latent_sweep.experiments import run_trial
@@ -46,14 +46,7 @@ def test_short_run_writes_the_trial_layout(tiny_ex17, tmp_path):
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_ex17, tmp_path):
-    whole = run_trial(tiny_ex17, LocalSession(tmp_path / "whole"))
-    with pytest.raises(Crash):
-        run_trial(tiny_ex17, CrashingSession(tmp_path / "cut"))
-    assert read_table(tmp_path / "cut" / "history")["step"].max() == 99
-    resumed = run_trial(tiny_ex17, LocalSession(tmp_path / "cut"))
-    assert resumed == whole
-    for a, b in zip(tables(tmp_path / "whole"), tables(tmp_path / "cut"), strict=True):
-        pd.testing.assert_frame_equal(a, b)
+    assert_crash_resume_matches(tiny_ex17, tmp_path)
 
 
 def test_hard_labels_differ_from_soft(tiny_ex17, tmp_path):

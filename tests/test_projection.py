@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import Crash, CrashingSession
+from conftest import assert_crash_resume_matches
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
@@ -88,21 +88,7 @@ def test_swiss_roll_run_writes_the_layout_and_beats_a_random_projection(tmp_path
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
-    raw = trial(data__n_samples=300)
-    whole = run_trial(raw, LocalSession(tmp_path / "whole"))
-    with pytest.raises(Crash):
-        run_trial(raw, CrashingSession(tmp_path / "cut"))
-    assert read_table(tmp_path / "cut" / "history")["step"].max() == 99
-    resumed = run_trial(raw, LocalSession(tmp_path / "cut"))
-    assert resumed == whole
-    # A finished trial restores its last checkpoint and returns its final scores again.
-    assert run_trial(raw, LocalSession(tmp_path / "cut")) == whole
-    for part in ("history", "evals"):
-        a, b = (
-            read_table(tmp_path / d / part).drop(columns="wall_time", errors="ignore")
-            for d in ("whole", "cut")
-        )
-        pd.testing.assert_frame_equal(a, b)
+    assert_crash_resume_matches(trial(data__n_samples=300), tmp_path)
 
 
 def test_parquet_with_labels_scores_knn_accuracy(tmp_path):
