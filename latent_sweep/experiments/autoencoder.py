@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,56 @@ def label_probabilities(cfg: AutoencoderConfig, rgb: torch.Tensor) -> torch.Tens
     return torch.stack([*cols, torch.ones(len(rgb), device=rgb.device)], dim=1)
 
 
+class Batches:
+    """The training batch of each step: its phase's training set, sampled with replacement in
+    proportion to the sampling bias — reweighted by `data-fraction` when the schedule has it
+    (1.5) — and its label probabilities, drawn as fresh 0/1 labels in hard mode."""
+
+    def __init__(
+        self, cfg: AutoencoderConfig, data: ColorData, timeline: Timeline, total: int, gen: torch.Generator
+    ) -> None:
+        names = [p.name for p in timeline.phases]
+        for name in cfg.data.phases:
+            if name not in names:
+                raise UserError(
+                    f"`data.phases` names phase `{name}`, which the schedule does not have: {names}"
+                )
+        self.sets = [cfg.data.phases.get(name, "hsv") for name in names]
+        self.phase = timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]
+        prop = cfg.data.fraction_property
+        self.fractions = timeline.dense(prop, total, math.nan) if prop in timeline.props else None
+        self.cfg, self.data, self.gen = cfg, data, gen
+        self.hues = torch.nonzero(torch.tensor(data.vibrancy >= 1 - 1e-9, device=data.train.device)).flatten()
+        self._weights: tuple[float | None, torch.Tensor | None] = (None, None)  # (fraction, weights)
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        data, size = self.data, self.cfg.data.batch_size
+        kind = self.sets[self.phase[step]] if self.phase[step] >= 0 else "hsv"
+        if kind == "primaries":
+            x, probs = data.primaries, data.primary_probs
+        else:
+            if kind == "hues":
+                pick = torch.randint(len(self.hues), (size,), generator=self.gen, device=self.hues.device)
+                idx = self.hues[pick]
+            else:
+                idx = torch.multinomial(self.weights(step), size, replacement=True, generator=self.gen)
+            x, probs = data.train[idx], data.label_probs[idx]
+        if self.cfg.labels.mode == "hard":
+            probs = torch.bernoulli(probs, generator=self.gen)  # fresh 0/1 labels every batch
+        return x, probs
+
+    def weights(self, step: int) -> torch.Tensor:
+        """Sampling weights, rebuilt only when the data fraction changes."""
+        f = None if self.fractions is None else float(self.fractions[step])
+        if self._weights[1] is None or self._weights[0] != f:
+            p = self.data.bias
+            if f is not None:
+                in_low, out_low = colors.fraction_levels(f)
+                p = colors.levels(self.data.vibrancy, float(in_low), float(out_low)) * self.data.bias
+            self._weights = (f, torch.tensor(p, dtype=torch.float32, device=self.data.train.device))
+        return self._weights[1]
+
+
 def dense_weights(cfg: AutoencoderConfig, timeline: Timeline, total: int) -> dict[str, np.ndarray]:
     """Per-step weights for recon and every term. Explicit defaults: a term whose property is
     absent from the schedule has weight 0 (off); reconstruction has weight 1."""
@@ -86,16 +137,6 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
     device = pick_device(cfg.device)
     timeline, total = cfg.timeline()
     w = dense_weights(cfg, timeline, total)
-    phase_of_step = timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]
-    phase_names = [p.name for p in timeline.phases]
-    for name in cfg.data.phases:
-        if name not in phase_names:
-            raise UserError(
-                f"`data.phases` names phase `{name}`, which the schedule does not have: {phase_names}"
-            )
-    phase_sets = [cfg.data.phases.get(name, "hsv") for name in phase_names]
-    fraction = cfg.data.fraction_property if cfg.data.fraction_property in timeline.props else None
-    fractions = timeline.values(fraction) if fraction else None
     actions = timeline.actions
 
     data = ColorData.build(cfg, device)
@@ -113,6 +154,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
     zero = torch.zeros(1, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
+    batches = Batches(cfg, data, timeline, total, gen)
     recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents
     hues_t = torch.tensor(data.hues.rgb, dtype=torch.float32, device=device)
 
@@ -136,9 +178,6 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
         device,
     )
 
-    hues_idx = torch.nonzero(torch.tensor(data.vibrancy >= 1 - 1e-9, device=device)).flatten()
-    weights_cache: tuple[float | None, torch.Tensor | None] = (None, None)
-
     for step in range(start, total):
         # Events at this step: actions (e.g. record anchor latents) before training on it.
         for action in actions.get(step, []):
@@ -147,29 +186,7 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
                     if isinstance(term, Anchor) and term.action == action:
                         recorded[term.name] = model.encode(data.primaries).detach()
 
-        # Batch for this step's phase; `data-fraction` reweights sampling (1.5).
-        kind = phase_sets[phase_of_step[step]] if phase_of_step[step] >= 0 else "hsv"
-        if kind == "primaries":
-            x, probs = data.primaries, data.primary_probs
-        else:
-            f = float(fractions[min(step, len(fractions) - 1)]) if fractions is not None else None
-            if weights_cache[0] != f or weights_cache[1] is None:
-                p = data.bias
-                if f is not None:
-                    in_low, out_low = colors.fraction_levels(f)
-                    p = colors.levels(data.vibrancy, float(in_low), float(out_low)) * data.bias
-                weights_cache = (f, torch.tensor(p, dtype=torch.float32, device=device))
-            if kind == "hues":
-                idx = hues_idx[
-                    torch.randint(len(hues_idx), (cfg.data.batch_size,), generator=gen, device=device)
-                ]
-            else:
-                idx = torch.multinomial(
-                    weights_cache[1], cfg.data.batch_size, replacement=True, generator=gen
-                )
-            x, probs = data.train[idx], data.label_probs[idx]
-        if cfg.labels.mode == "hard":
-            probs = torch.bernoulli(probs, generator=gen)  # fresh 0/1 labels every batch
+        x, probs = batches(step)  # this step's phase's training set, with label probabilities
 
         # Objective: recon + Σ w_t(step)·term_t, all terms as one vector [1 + n_terms].
         out, z = model(x)
