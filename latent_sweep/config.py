@@ -116,8 +116,13 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
-def load_file(path: str | Path) -> dict:
-    """Read a sweep or trial config; inline `schedule.csv` (relative to the file) as keyframes."""
+def load_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """Read a sweep or trial config; inline `schedule.csv` (relative to the file) as keyframes.
+
+    `base: other.yaml` (relative to the file) starts from another file's trial config and
+    overrides it: mappings merge key by key, anything else (lists included) is replaced. The
+    base's `sweep:` block is not inherited — a base supplies the experiment, not the search.
+    """
     from latent_sweep.schedule import Dopesheet
 
     path = Path(path)
@@ -131,7 +136,28 @@ def load_file(path: str | Path) -> dict:
         sheet = Dopesheet.from_csv(csv)
         sheet.require(["lr"])  # every experiment's optimizer reads its learning rate here
         schedule["keyframes"] = sheet.to_records()
-    return raw
+    if "base" not in raw:
+        return raw
+    base = raw.pop("base")
+    if not isinstance(base, str):
+        raise UserError(f"{where(path, 'base')}expected the path of another config file, but got {base!r}")
+    base_path = Path(base) if Path(base).is_absolute() else path.parent / base
+    chain = (*_chain, path.resolve())
+    if base_path.resolve() in chain:
+        raise UserError(f"{where(path, 'base')}`{base}` leads back to this file; bases cannot form a cycle")
+    if not base_path.is_file():
+        raise UserError(f"{where(path, 'base')}no config file at {base_path}")
+    inherited = load_file(base_path, chain)
+    inherited.pop("sweep", None)
+    return _merge(inherited, raw)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if both else value
+    return out
 
 
 def split_sweep(raw: dict) -> tuple[dict, dict | None]:

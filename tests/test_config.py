@@ -135,3 +135,42 @@ def test_missing_file_and_bad_yaml(tmp_path, capsys):
     bad.write_text("name: [unclosed\n")
     assert main(["validate", str(bad)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {bad}: not valid YAML:")
+
+
+def test_base_merges_mappings_replaces_the_rest_and_drops_the_base_sweep(tmp_path):
+    (tmp_path / "parent.yaml").write_text(
+        "name: parent\nseed: 1\nschedule:\n  keyframes: [{STEP: 0, lr: 0.1}, {STEP: 9}]\n  scale: {lr: 2.0}\n"
+        "data: {batch_size: 32, eval_grid: 4}\nsweep: {metric: hue_corr}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "base: parent.yaml\nname: child\ndata: {batch_size: 16}\n"
+        "schedule:\n  keyframes: [{STEP: 0, lr: 0.5}]\n"
+    )
+    raw = config.load_file(tmp_path / "child.yaml")
+    assert raw["name"] == "child" and raw["seed"] == 1
+    assert raw["data"] == {"batch_size": 16, "eval_grid": 4}  # mappings merge key by key
+    assert raw["schedule"] == {"keyframes": [{"STEP": 0, "lr": 0.5}], "scale": {"lr": 2.0}}  # lists replace
+    assert "sweep" not in raw and "base" not in raw
+
+
+def test_the_seed_sweeps_are_their_experiments(ex17_raw):
+    trial, sweep = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex17_seeds.yaml"))
+    assert {k: v for k, v in trial.items() if k != "name"} == {
+        k: v for k, v in ex17_raw.items() if k != "name"
+    }
+    assert sweep["seeds"] == 20
+
+
+def test_base_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(UserError) as err:
+        config.load_file(tmp_path / "a.yaml")
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'b.yaml'}, `base`: `a.yaml` leads back to this file; bases cannot form a cycle"
+    )
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(UserError) as err:
+        config.load_file(tmp_path / "c.yaml")
+    assert str(err.value) == f"{tmp_path / 'c.yaml'}, `base`: no config file at {tmp_path / 'missing.yaml'}"
