@@ -201,11 +201,19 @@ def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
 
 
 class Progress(tune.Callback):
-    """One line per finished trial and a status line every STATUS_EVERY_S, instead of Ray's tables."""
+    """One line per finished trial and per first checkpoint, and a status line every STATUS_EVERY_S,
+    instead of Ray's tables."""
 
     def __init__(self, metric: str, mode: str) -> None:
         self.metric, self.mode = metric, mode
         self.last_status = time.monotonic()
+        self.checkpointed: set[str] = set()
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        # Once per trial: from here on an interrupted sweep resumes this trial mid-way.
+        if trial.trial_id not in self.checkpointed:
+            self.checkpointed.add(trial.trial_id)
+            print(f"  saved {trial.trial_id}  first checkpoint (resumable from here)", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         last = trial.last_result or {}

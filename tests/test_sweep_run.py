@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -146,27 +147,39 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _wait_until(condition, what: str) -> None:
+def _wait_for_exit(pids: set[int]) -> None:
+    """Block until each process has exited (a pidfd becomes readable when its process ends)."""
     deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)  # polling interval of a condition wait, not a synchronization
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"timed out waiting for process {pid} of the killed run to exit"
+        finally:
+            os.close(fd)
 
 
 def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
     path = tiny_sweep(tmp_path, "kill", 600, seeds=2)
     results = tmp_path / "res" / "kill"
     cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", tmp_path / "res"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
-        _wait_until(lambda: any(results.glob("trial_*/checkpoint_*")), "the first checkpoint")
+        for line in proc.stdout:  # blocks until `run` announces a trial's first checkpoint
+            if "first checkpoint" in line:
+                break
         tree = _descendants(proc.pid)
         checkpointed = sorted({p.parent.name for p in results.glob("trial_*/checkpoint_*")})
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # Ray's workers are not in the group; they exit once their raylet is gone.
-    _wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree), "the killed run's workers")
+    _wait_for_exit(tree)
     assert (results / LOCK_FILE).exists()  # left behind by the killed run; resume takes it over
 
     assert run("resume", results) == 0
