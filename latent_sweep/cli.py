@@ -102,9 +102,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return sweep.run_command(args) if args.command == "run" else sweep.resume_command(args)
     if args.command in ("table", "compare"):
-        from latent_sweep import results
+        from latent_sweep import compare
 
-        return results.table_command(args) if args.command == "table" else results.compare_command(args)
+        return compare.table_command(args) if args.command == "table" else compare.compare_command(args)
     if args.command == "plot":
         from latent_sweep.plots import plot_command
 

@@ -24,16 +24,15 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from latent_sweep.compare import key_scores, sort_trials
 from latent_sweep.errors import UserError
 from latent_sweep.results import (
     is_trial_dir,
-    key_scores,
     load_evals,
     load_history,
     load_sweeps,
     lower_is_better,
     read_trial_config,
-    sort_trials,
 )
 from latent_sweep.schedule import Dopesheet
 from latent_sweep.table_formats import write_whole

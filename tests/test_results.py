@@ -11,14 +11,9 @@ import pytest
 from fixtures_results import ALPHA, BETA, SCORES, make_results, make_sweep
 
 from latent_sweep.cli import main
+from latent_sweep.compare import pareto_front
 from latent_sweep.errors import UserError
-from latent_sweep.results import (
-    load_evals,
-    load_history,
-    load_trials,
-    lower_is_better,
-    pareto_front,
-)
+from latent_sweep.results import load_evals, load_history, load_trials, lower_is_better
 
 DEFAULT_COLUMNS = [
     "trial_id",
