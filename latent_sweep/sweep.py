@@ -34,11 +34,6 @@ STATUS_EVERY_S = 30.0
 LEADERBOARD_ROWS = 10
 
 
-def validate_sweep(raw: dict, source: str | Path) -> SweepSpec:
-    """Check a sweep file's dict (as `config.load_file` returns it) without running anything."""
-    return load_spec(raw, source)
-
-
 def run_command(args: argparse.Namespace) -> int:
     raw = config.apply_overrides(config.load_file(args.sweep), config.parse_overrides(args.set or []))
     spec = load_spec(raw, args.sweep)

@@ -77,9 +77,9 @@ def validate_command(args: argparse.Namespace) -> int:
     sheet.require(["lr"])
     timeline = Timeline(sheet, scale=cfg.schedule.scale)
     if sweep_block is not None:
-        from latent_sweep.sweep import validate_sweep
+        from latent_sweep.sweep_spec import load_spec
 
-        validate_sweep(raw, args.sweep)
+        load_spec(raw, args.sweep)  # the sweep block: space paths, search, scheduler
     phases = ", ".join(f"{p.name} [{p.start}–{p.end}]" for p in timeline.phases) or "none"
     print(f"{args.sweep}: ok — {cfg.experiment}, {cfg.steps or len(timeline)} steps, phases: {phases}")
     return 0

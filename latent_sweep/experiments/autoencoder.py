@@ -11,7 +11,7 @@ import torch
 from latent_sweep import colors, scores
 from latent_sweep.errors import UserError
 from latent_sweep.experiments.ae_config import AutoencoderConfig
-from latent_sweep.experiments.recording import Recorder, due, pick_device
+from latent_sweep.experiments.recording import Recorder, due, pick_device, resume, training_state
 from latent_sweep.models import ColorAutoencoder
 from latent_sweep.neighbors import neighbor_scores
 from latent_sweep.objectives import Anchor, Pin, TermSet, loss_fn
@@ -31,6 +31,7 @@ class ColorData:
     vibrancy: np.ndarray  # [n]
     label_probs: torch.Tensor  # [n, n_labels] probability of each label per training color
     hues: colors.ColorSet
+    hues_t: torch.Tensor
     primaries: torch.Tensor
     primary_probs: torch.Tensor
     grid: colors.ColorSet
@@ -41,8 +42,8 @@ class ColorData:
         d = cfg.data
         step = d.hue_step_deg / 360
         cube = colors.hsv_cube(step, d.n_saturation, d.n_value)
-        n_hues = len(colors.pure_hues(step))
-        bias = colors.sampling_bias(cube, n_hues, d.n_saturation) if d.bias else np.ones(len(cube))
+        hues = colors.pure_hues(step)
+        bias = colors.sampling_bias(cube, len(hues), d.n_saturation) if d.bias else np.ones(len(cube))
         grid = colors.rgb_cube(d.eval_grid)
 
         def t(a: np.ndarray) -> torch.Tensor:
@@ -54,7 +55,8 @@ class ColorData:
             bias=bias,
             vibrancy=cube.vibrancy,
             label_probs=label_probabilities(cfg, train),
-            hues=colors.pure_hues(step),
+            hues=hues,
+            hues_t=t(hues.rgb),
             primaries=prim,
             primary_probs=label_probabilities(cfg, prim),
             grid=grid,
@@ -156,18 +158,12 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
     gen.manual_seed(cfg.seed)
     batches = Batches(cfg, data, timeline, total, gen)
     recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents
-    hues_t = torch.tensor(data.hues.rgb, dtype=torch.float32, device=device)
 
     # Continue from the session's checkpoint, dropping history written after it.
-    start, elapsed, result = 0, 0.0, {}
     state = session.restore()
+    start, elapsed, result = resume(state, model, optimizer, gen)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"].to(gen.get_state().device))
         recorded = {k: v.to(device) for k, v in state["anchors"].items()}
-        start, elapsed = int(state["step"]), float(state["wall_time"])
-        result = dict(state["scores"])  # what a trial that already finished returns
     rec = Recorder(
         session.trial_dir,
         timeline,
@@ -211,26 +207,22 @@ def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
         if evaluate_now:
             if not rec.finite():  # one host sync per evaluation
                 raise TrialDiverged(f"the loss became non-finite by step {step}")
-            result = evaluate(cfg, model, data, hues_t, recorded)
+            result = evaluate(cfg, model, data, recorded)
             if snapshot_now:
                 rec.snapshot(done, model.encode(data.grid_t), rgb=data.grid.rgb)
             state = None
             if checkpoint_now:
-                state = {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": gen.get_state(),
-                    "anchors": {k: v.cpu() for k, v in recorded.items()},
-                }
+                state = training_state(model, optimizer, gen)
+                state["anchors"] = {k: v.cpu() for k, v in recorded.items()}
             rec.report(session, done, total, result, state)
     return result
 
 
 @torch.no_grad()
-def evaluate(cfg, model, data: ColorData, hues_t, recorded) -> dict[str, float]:
+def evaluate(cfg, model, data: ColorData, recorded) -> dict[str, float]:
     """Scores of the latent space on the fixed evaluation sets (SPEC §4)."""
     out, z = model(data.grid_t)
-    hue_z = model.encode(hues_t)
+    hue_z = model.encode(data.hues_t)
     plane = cfg.scores.hue_plane
     result = scores.recon_errors(data.grid.rgb, out, data.grid.hsv)
     result.update(scores.hue_scores(hue_z, data.hues.hsv[:, 0], plane))

@@ -21,7 +21,7 @@ from latent_sweep.errors import UserError
 from latent_sweep.experiments import proj_data
 from latent_sweep.experiments.base import Strict, TrialConfig
 from latent_sweep.experiments.proj_data import ProjDataConfig
-from latent_sweep.experiments.recording import Recorder, due, pick_device
+from latent_sweep.experiments.recording import Recorder, due, pick_device, resume, training_state
 from latent_sweep.models import ProjectionMLP
 from latent_sweep.neighbors import neighbor_scores
 from latent_sweep.session import Session
@@ -224,15 +224,7 @@ def train(cfg: ProjectionConfig, session: Session) -> dict[str, float]:
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
 
-    start, elapsed = 0, 0.0
-    result: dict[str, float] = {}
-    state = session.restore()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"].to(gen.get_state().device))
-        start, elapsed = int(state["step"]), float(state["wall_time"])
-        result = state["scores"]  # what a trial restored at its end returns
+    start, elapsed, result = resume(session.restore(), model, optimizer, gen)
     rec = Recorder(session.trial_dir, timeline, list(TERMS), cfg.checkpoint_every + 1, start, elapsed, device)
 
     for step in range(start, total):
@@ -255,12 +247,6 @@ def train(cfg: ProjectionConfig, session: Session) -> dict[str, float]:
             result = evaluate(cfg, y, ev)
             if snapshot_now:
                 rec.snapshot(done, y, rgb=inputs.rgb, labels=inputs.labels)
-            state = None
-            if checkpoint_now:
-                state = {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": gen.get_state(),
-                }
+            state = training_state(model, optimizer, gen) if checkpoint_now else None
             rec.report(session, done, total, result, state)
     return result

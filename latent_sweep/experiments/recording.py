@@ -28,6 +28,23 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def training_state(model: torch.nn.Module, optimizer, gen: torch.Generator) -> dict:
+    """What every loop's checkpoint holds: weights, optimizer state, the sampling generator."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state()}
+
+
+def resume(state: dict | None, model: torch.nn.Module, optimizer, gen: torch.Generator):
+    """Load a checkpoint's training state into the loop's objects; returns (step, wall time,
+    scores) to continue from — (0, 0.0, {}) for a fresh start. The scores are what a trial
+    that had already finished returns when run again."""
+    if state is None:
+        return 0, 0.0, {}
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"].to(gen.get_state().device))
+    return int(state["step"]), float(state["wall_time"]), dict(state["scores"])
+
+
 def due(cfg, done: int, total: int) -> tuple[bool, bool, bool]:
     """(evaluate, snapshot, checkpoint) after `done` steps: at every interval and at the end."""
     last = done == total
