@@ -122,12 +122,14 @@ def loss_terms(
     valid = neg != anchors[:, None]
     if cfg.exclude_neighbors:
         valid &= ~(neg[:, :, None] == pos[:, None, :]).any(dim=2)
-    points, inverse = torch.unique(torch.cat([anchors, pos.flatten(), neg.flatten()]), return_inverse=True)
-    y = model(x[points])
+    rows = torch.cat([anchors, pos.flatten(), neg.flatten()])
+    # Embed every point once when that is cheaper than embedding the batch's rows (small
+    # inputs), else just the rows — either way no data-dependent shapes, so no device sync.
+    y = model(x)[rows] if n <= len(rows) else model(x[rows])
     b = cfg.batch_size
-    ya = y[inverse[:b]][:, None]
-    d2_pos = (ya - y[inverse[b : b + pos.numel()]].view(b, k, -1)).square().sum(-1)
-    d2_neg = (ya - y[inverse[b + pos.numel() :]].view(b, neg.shape[1], -1)).square().sum(-1)
+    ya = y[:b, None]
+    d2_pos = (ya - y[b : b + pos.numel()].view(b, k, -1)).square().sum(-1)
+    d2_neg = (ya - y[b + pos.numel() :].view(b, neg.shape[1], -1)).square().sum(-1)
     attraction = torch.log1p(d2_pos).mean()
     rep = torch.log1p(d2_neg) - torch.log(d2_neg.clamp_min(MIN_SQ_DIST))
     repulsion = (rep * valid).sum() / valid.sum().clamp_min(1)
