@@ -1,0 +1,124 @@
+"""Populations: the members one trial trains together, and the statistics it reports over them.
+
+A trial config may hold `members:`, a list of mappings from config paths to values (`seed`
+included) that each member sets on top of the rest of the config:
+
+    members:
+      - {seed: 0}
+      - {seed: 1, "schedule.keyframes[5].reg-polar": 0.01}
+
+Without `members` the trial is a population of one (its own `seed`). Members train as one
+batched model, so they may differ only where a value is a number per step or per member
+(docs/populations.md): the seed, schedule keyframe values and STEPs, `schedule.scale.*`, and
+the experiment's scalar term parameters. Anything else (widths, batch size, data, label mode,
+phases) is a shape the members share; a population that differs there is a validation error.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latent_sweep import config
+from latent_sweep.errors import UserError
+
+MEMBERS = "members"
+# Paths members of every experiment may differ in (flattened config syntax, see `results.flatten`).
+SHARED_VECTORIZABLE = (r"seed", r"schedule\.keyframes\[\d+\]\.[^.\[\]]+", r"schedule\.scale\.[^.\[\]]+")
+# Each experiment's own: scalar term parameters that its batched loss takes per member.
+EXPERIMENT_VECTORIZABLE = {"autoencoder": (r"terms\[\d+\]\.power",), "projection": ()}
+STATS = ("mean", "std", "min", "max")
+
+
+def overrides(trial_raw: dict) -> list[dict[str, Any]]:
+    """Each member's config values (path → value); one member, the trial's own seed, by default."""
+    members = trial_raw.get(MEMBERS)
+    if members is None:
+        return [{"seed": trial_raw.get("seed", 0)}]
+    return [dict(m) for m in members]
+
+
+def member_raws(trial_raw: dict, source: str | None = None) -> list[dict]:
+    """Every member's full config (the trial config without `members`, the member's values set)."""
+    members = trial_raw.get(MEMBERS)
+    if members is not None and (not isinstance(members, list) or not members):
+        raise UserError(
+            f"{source or 'config'}: `members` must be a non-empty list of mappings, got {members!r:.60}"
+        )
+    base = {k: v for k, v in trial_raw.items() if k != MEMBERS}
+    out = []
+    for i, member in enumerate(overrides(trial_raw)):
+        if not isinstance(member, dict):
+            raise UserError(f"{source or 'config'}: `members[{i}]` must map config paths to values")
+        raw = copy.deepcopy(base)
+        for path, value in member.items():
+            config.set_path(raw, str(path), value)
+        out.append(raw)
+    return out
+
+
+def vectorizable(experiment: str) -> re.Pattern:
+    """The config paths members of `experiment` may differ in (matched whole)."""
+    return re.compile("|".join((*SHARED_VECTORIZABLE, *EXPERIMENT_VECTORIZABLE.get(experiment, ()))))
+
+
+def check_vectorizable(raws: list[dict], source: str | None = None) -> None:
+    """Members must share every config value outside their experiment's vectorizable paths."""
+    from latent_sweep.results import flatten
+
+    allowed = vectorizable(str(raws[0].get("experiment", "autoencoder")))
+    first = flatten(raws[0], "")
+    for i, raw in enumerate(raws[1:], start=1):
+        other = flatten(raw, "")
+        for key in sorted(set(first) | set(other)):
+            path = key.lstrip(".")
+            if first.get(key) != other.get(key) and not allowed.fullmatch(path):
+                raise UserError(
+                    f"{source or 'config'}: members 0 and {i} differ in `{path}` ({first.get(key)!r} vs "
+                    f"{other.get(key)!r}), which cannot vary within a population: members train as one "
+                    f"batched model and share its shapes, data and labels; only the seed, schedule "
+                    f"keyframes, `schedule.scale.*` and scalar term parameters may differ"
+                )
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`0-19`, `3`, `0,2,5-7` → seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+        except ValueError:
+            raise UserError(f"--seeds expects e.g. `0-19` or `0,2,5-7`, but got `{text}`") from None
+    if not seeds or len(set(seeds)) < len(seeds) or min(seeds) < 0:
+        raise UserError(f"--seeds must name distinct seeds ≥ 0, but got `{text}`")
+    return seeds
+
+
+def success_mask(scores: pd.DataFrame, expr: str) -> np.ndarray:
+    """Whether each member (row) satisfies `expr`, an expression over score names."""
+    ok = scores.eval(expr, engine="python")
+    return np.asarray(ok, dtype=bool)
+
+
+def summarize(scores: pd.DataFrame, names: list[str], success: str | None = None) -> dict[str, float]:
+    """What a trial reports: per score `<score>` (mean over members that did not diverge),
+    `<score>_std`, `_min`, `_max`; `diverged_rate`; `success_rate` when `success` is given
+    (a diverged member counts as a failure)."""
+    out: dict[str, float] = {}
+    for name in names:
+        v = scores[name].to_numpy(dtype=np.float64)
+        v = v[np.isfinite(v)]
+        stats = (v.mean(), v.std(), v.min(), v.max()) if len(v) else (math.nan,) * 4
+        out[name] = float(stats[0])
+        out.update({f"{name}_{s}": float(x) for s, x in zip(STATS[1:], stats[1:], strict=True)})
+    diverged = scores["diverged_at"].notna().to_numpy()
+    out["diverged_rate"] = float(diverged.mean())
+    if success is not None:
+        out["success_rate"] = float((success_mask(scores, success) & ~diverged).mean())
+    return out
