@@ -87,15 +87,16 @@ def sampling_bias(colors: ColorSet, n_hues: int, n_saturation: int) -> np.ndarra
     return w_black * (1 - v) + w_white * (1 - s) * v + s * v
 
 
-def levels(x: np.ndarray, in_low: float, out_low: float, in_high: float = 1.0, out_high: float = 1.0):
-    alpha = np.clip((x - in_low) / (in_high - in_low), 0.0, 1.0)
+def levels(x: torch.Tensor, in_low, out_low, in_high: float = 1.0, out_high: float = 1.0) -> torch.Tensor:
+    """Photoshop-style levels: [in_low, in_high] → [out_low, out_high], clamped (bounds broadcast)."""
+    alpha = ((x - in_low) / (in_high - in_low)).clamp(0.0, 1.0)
     return out_low + alpha * (out_high - out_low)
 
 
-def fraction_levels(fraction: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+def fraction_levels(fraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The 1.5 `data-fraction` f → (in_low, out_low): 0 keeps only the most vibrant colors,
-    0.5 leaves the weights unchanged, 1 weights every color equally."""
-    return np.interp(fraction, [0, 0.5], [0.99, 0]), np.interp(fraction, [0.5, 1], [0, 1])
+    0.5 leaves the weights unchanged, 1 weights every color equally (piecewise linear, clamped)."""
+    return 0.99 * (1 - fraction.clamp(0.0, 0.5) / 0.5), (fraction.clamp(0.5, 1.0) - 0.5) / 0.5
 
 
 def concept_probability(rgb: torch.Tensor, kind: str, reference: tuple[float, ...] | None, exponent: float):

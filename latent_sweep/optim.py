@@ -1,50 +1,55 @@
-"""Adam for tiny models: torch's fused functional kernel without `Optimizer.step`'s overhead.
+"""Adam or AdamW over a population's parameters [K, P] with a learning rate per member.
 
-For a 263-parameter autoencoder, `torch.optim.Adam.step` spends more time in per-call Python
-(hooks, profiler ranges, compile guards, state lookup) than in arithmetic. Calling the same
-functional kernel (`torch.optim.adam.adam`) directly gives identical updates for about half
-the cost per step. Its state is a plain dict, so it goes into checkpoints as is.
+The whole population is one tensor, so a step is a handful of elementwise kernels whatever K
+is. Members that diverged are frozen: their gradients are zeroed and their learning rate is 0,
+so a NaN in one member never reaches the moments of another. The step count is a host
+integer (every member steps together), which keeps the update free of device syncs and of
+CPU-only state on a GPU. State is a plain dict for checkpoints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
-from torch.optim.adam import adam
 
 
-class Adam:
+class PopulationAdam:
     def __init__(
         self,
-        params: Iterable[torch.nn.Parameter],
+        params: torch.Tensor,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled: bool = True,
     ) -> None:
-        self.params = list(params)
-        self.betas, self.eps = betas, eps
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
-        self.fused = all(p.device.type in ("cpu", "cuda") for p in self.params)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        self.params = params
+        self.betas, self.eps, self.weight_decay, self.decoupled = betas, eps, weight_decay, decoupled
+        self.exp_avg = torch.zeros_like(params)
+        self.exp_avg_sq = torch.zeros_like(params)
+        self.steps = 0
 
     @torch.no_grad()
-    def step(self, lr: float) -> None:
-        adam(
-            self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [], self.steps,
-            fused=self.fused, foreach=False, capturable=False, differentiable=False, grad_scale=None,
-            found_inf=None, has_complex=False, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
-            lr=lr, weight_decay=0.0, eps=self.eps, maximize=False,
-        )  # fmt: skip
+    def step(self, lr: torch.Tensor, alive: torch.Tensor) -> None:
+        """One update; `lr` [K] per member, `alive` [K] bool (False: frozen, not updated)."""
+        b1, b2 = self.betas
+        self.steps += 1
+        p, g = self.params, self.params.grad
+        keep = alive.unsqueeze(1)
+        g = torch.where(keep, g, 0.0)  # also drops NaN/inf gradients of diverged members
+        lr = torch.where(alive, lr, 0.0).unsqueeze(1)
+        if self.weight_decay and self.decoupled:  # AdamW
+            p.mul_(1 - lr * self.weight_decay)
+        elif self.weight_decay:  # Adam's L2 penalty, folded into the gradient
+            g = g + self.weight_decay * torch.where(keep, p, 0.0)
+        self.exp_avg.lerp_(g, 1 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (self.exp_avg_sq / (1 - b2**self.steps)).sqrt_().add_(self.eps)
+        p.addcdiv_(self.exp_avg * (lr / (1 - b1**self.steps)), denom, value=-1.0)
+        p.grad = None
 
-    def state_dict(self) -> dict[str, list[torch.Tensor]]:
+    def state_dict(self) -> dict:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
 
-    def load_state_dict(self, state: dict[str, list[torch.Tensor]]) -> None:
-        for name in ("exp_avg", "exp_avg_sq", "steps"):
-            for mine, saved in zip(getattr(self, name), state[name], strict=True):
-                mine.copy_(saved)
+    def load_state_dict(self, state: dict) -> None:
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])
+        self.steps = int(state["steps"])

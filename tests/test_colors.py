@@ -34,12 +34,12 @@ def test_sampling_bias_formula():
 
 
 def test_levels_and_data_fraction():
-    x = np.array([0.0, 0.5, 0.995, 1.0])
+    x = torch.tensor([0.0, 0.5, 0.995, 1.0], dtype=torch.float64)
     assert np.allclose(colors.levels(x, in_low=0.5, out_low=0.2), [0.2, 0.2, 0.2 + 0.8 * 0.99, 1.0])
-    in_low, out_low = colors.fraction_levels(0.0)
-    assert (in_low, out_low) == (0.99, 0.0)
-    assert np.allclose(colors.fraction_levels(0.5), (0.0, 0.0))
-    assert np.allclose(colors.fraction_levels(1.0), (0.0, 1.0))
+    f = torch.tensor([-0.1, 0.0, 0.25, 0.5, 0.75, 1.0, 1.2], dtype=torch.float64)
+    in_low, out_low = colors.fraction_levels(f)
+    assert np.allclose(in_low, [0.99, 0.99, 0.495, 0, 0, 0, 0])
+    assert np.allclose(out_low, [0, 0, 0, 0, 0.5, 1.0, 1.0])
 
 
 def test_concept_probabilities():

@@ -1,4 +1,5 @@
-"""Experiments: one training loop each, all driven through a `Session`, none aware of Ray."""
+"""Experiments: each supplies a population to the one training loop (`loop.train`), driven
+through a `Session`; none is aware of Ray."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
 from latent_sweep.errors import UserError
+from latent_sweep.experiments.loop import TrialDiverged, build_members
 from latent_sweep.session import Session
 
-
-class TrialDiverged(RuntimeError):
-    """Training produced non-finite values; the trial stops with this reason."""
+__all__ = ["TrialDiverged", "config_class", "run_trial", "seed_everything", "write_config"]
 
 
 def _registry() -> dict[str, tuple[type, Any]]:
@@ -49,11 +50,14 @@ def write_config(trial_raw: dict, trial_dir: Path) -> None:
     tmp.replace(trial_dir / "config.yaml")
 
 
-def run_trial(trial_raw: dict, session: Session, *, source: str | None = None) -> dict[str, float]:
-    """Validate a trial config, seed everything from it, run its experiment; final scores."""
-    from latent_sweep.config import validate
-
-    cfg = validate(trial_raw, source)
+def run_trial(
+    trial_raw: dict, session: Session, *, source: str | None = None, success: str | None = None
+) -> pd.DataFrame:
+    """Validate a trial config and its members, run its experiment; each member's final scores
+    (member, seed, scores…, diverged_at). `success` (an expression over scores) adds
+    `success_rate` to the reported statistics."""
+    members = build_members(trial_raw, source)
     write_config(trial_raw, Path(session.trial_dir))
-    seed_everything(cfg.seed)
-    return _registry()[cfg.experiment][1](cfg, session)
+    # Members draw from their own generators; global state is seeded for anything else.
+    seed_everything(members.seeds[0])
+    return _registry()[members.cfg.experiment][1](members, session, success)

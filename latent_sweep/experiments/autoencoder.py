@@ -1,4 +1,10 @@
-"""The color autoencoder experiment: one training loop, driven by a dense schedule."""
+"""The color autoencoder experiment: a population of autoencoders under dense schedules.
+
+Each step every member draws its own batch (its phase's training set, sampled with
+replacement in proportion to the sampling bias, reweighted by `data-fraction` when the
+schedule has it) and, in hard mode, fresh 0/1 labels — from its own random stream — and
+all members' losses are computed in a few batched kernels.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,20 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from latent_sweep import colors, scores
 from latent_sweep.errors import UserError
+from latent_sweep.experiments import loop
 from latent_sweep.experiments.ae_config import AutoencoderConfig
-from latent_sweep.experiments.recording import Recorder, due, pick_device, resume, training_state
-from latent_sweep.models import ColorAutoencoder
-from latent_sweep.neighbors import neighbor_scores
-from latent_sweep.objectives import Anchor, Pin, TermSet, loss_fn
-from latent_sweep.optim import Adam
+from latent_sweep.experiments.loop import Members
+from latent_sweep.experiments.recording import pick_device
+from latent_sweep.models import STREAM_BATCHES, ColorAutoencoders
+from latent_sweep.neighbors import neighbor_scores_members
+from latent_sweep.objectives import Anchor, Pin, Separate, TermSet, loss_fn
 from latent_sweep.session import Session
+from latent_sweep.streams import MemberStreams
 from latent_sweep.timeline import Timeline
 
 __all__ = ["AutoencoderConfig", "train"]
@@ -24,12 +33,14 @@ __all__ = ["AutoencoderConfig", "train"]
 
 @dataclass
 class ColorData:
-    """Tensors the loop and the evaluation need, built once on the trial's device."""
+    """Tensors the loop and the evaluation need, built once on the trial's device and shared
+    by all members."""
 
     train: torch.Tensor  # [n, 3] the HSV cube as RGB
-    bias: np.ndarray  # [n] sampling bias (ones when disabled)
-    vibrancy: np.ndarray  # [n]
-    label_probs: torch.Tensor  # [n, n_labels] probability of each label per training color
+    bias: torch.Tensor  # [n] sampling bias (ones when disabled)
+    vibrancy: torch.Tensor  # [n]
+    label_probs: torch.Tensor  # [n, n_labels + 1] probability of each label per training color
+    hue_rows: torch.Tensor  # rows of `train` that are pure hues (S = V = 1)
     hues: colors.ColorSet
     hues_t: torch.Tensor
     primaries: torch.Tensor
@@ -52,9 +63,10 @@ class ColorData:
         train, prim = t(cube.rgb), t(colors.primaries().rgb)
         return cls(
             train=train,
-            bias=bias,
-            vibrancy=cube.vibrancy,
+            bias=t(bias),
+            vibrancy=t(cube.vibrancy),
             label_probs=label_probabilities(cfg, train),
+            hue_rows=torch.nonzero(torch.tensor(cube.vibrancy >= 1 - 1e-9, device=device)).flatten(),
             hues=hues,
             hues_t=t(hues.rgb),
             primaries=prim,
@@ -75,13 +87,12 @@ def label_probabilities(cfg: AutoencoderConfig, rgb: torch.Tensor) -> torch.Tens
 
 
 class Batches:
-    """The training batch of each step: its phase's training set, sampled with replacement in
-    proportion to the sampling bias — reweighted by `data-fraction` when the schedule has it
-    (1.5) — and its label probabilities, drawn as fresh 0/1 labels in hard mode."""
+    """Every member's training batch of a step, from its own uniforms: indices by inverse CDF
+    of the sampling weights (one `searchsorted` for all members), hard labels as u < p."""
 
-    def __init__(
-        self, cfg: AutoencoderConfig, data: ColorData, timeline: Timeline, total: int, gen: torch.Generator
-    ) -> None:
+    def __init__(self, members: Members, data: ColorData, device: torch.device) -> None:
+        cfg: AutoencoderConfig = members.cfg
+        timeline, total = members.timelines[0], members.total
         names = [p.name for p in timeline.phases]
         for name in cfg.data.phases:
             if name not in names:
@@ -90,151 +101,167 @@ class Batches:
                 )
         self.sets = [cfg.data.phases.get(name, "hsv") for name in names]
         self.phase = timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]
+        self.size, self.hard, self.data = cfg.data.batch_size, cfg.labels.mode == "hard", data
+        shapes = {"pick": (self.size,)}
+        if self.hard:  # enough for a training batch or the six primaries
+            shapes["labels"] = (max(self.size, len(data.primaries)), data.label_probs.shape[1])
+        self.streams = MemberStreams(members.seeds, STREAM_BATCHES, shapes, device)
         prop = cfg.data.fraction_property
-        self.fractions = timeline.dense(prop, total, math.nan) if prop in timeline.props else None
-        self.cfg, self.data, self.gen = cfg, data, gen
-        self.hues = torch.nonzero(torch.tensor(data.vibrancy >= 1 - 1e-9, device=data.train.device)).flatten()
-        self._weights: tuple[float | None, torch.Tensor | None] = (None, None)  # (fraction, weights)
+        self.fractions = None
+        if prop in timeline.props:
+            self.fractions = members.curves(lambda c, t: t.dense(prop, total, math.nan), device)
+            host = self.fractions.values.cpu().numpy()
+            self.changed = np.r_[True, (host[1:] != host[:-1]).any(axis=1)]  # new weights at this step
+        self.cdf = torch.cumsum(data.bias, 0)  # [n], or [K, n] once members' fractions differ
+        self.k = len(members)
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        data, size = self.data, self.cfg.data.batch_size
+        """Inputs [K, B, 3] and label probabilities (0/1 in hard mode) [K, B, n_labels + 1]."""
+        data, u = self.data, self.streams.at(step)
         kind = self.sets[self.phase[step]] if self.phase[step] >= 0 else "hsv"
         if kind == "primaries":
-            x, probs = data.primaries, data.primary_probs
+            x = data.primaries.expand(self.k, -1, -1)
+            probs = data.primary_probs.expand(self.k, -1, -1)
         else:
             if kind == "hues":
-                pick = torch.randint(len(self.hues), (size,), generator=self.gen, device=self.hues.device)
-                idx = self.hues[pick]
+                n = len(data.hue_rows)
+                idx = data.hue_rows[(u["pick"] * n).long().clamp_max(n - 1)]
             else:
-                idx = torch.multinomial(self.weights(step), size, replacement=True, generator=self.gen)
+                cdf = self.weights_cdf(step)
+                idx = torch.searchsorted(cdf, u["pick"] * cdf[..., -1:], right=True)
+                idx = idx.clamp_max(cdf.shape[-1] - 1)
             x, probs = data.train[idx], data.label_probs[idx]
-        if self.cfg.labels.mode == "hard":
-            probs = torch.bernoulli(probs, generator=self.gen)  # fresh 0/1 labels every batch
+        if self.hard:  # fresh 0/1 labels every batch
+            probs = (u["labels"][:, : probs.shape[1]] < probs).float()
         return x, probs
 
-    def weights(self, step: int) -> torch.Tensor:
-        """Sampling weights, rebuilt only when the data fraction changes."""
-        f = None if self.fractions is None else float(self.fractions[step])
-        if self._weights[1] is None or self._weights[0] != f:
-            p = self.data.bias
-            if f is not None:
-                in_low, out_low = colors.fraction_levels(f)
-                p = colors.levels(self.data.vibrancy, float(in_low), float(out_low)) * self.data.bias
-            self._weights = (f, torch.tensor(p, dtype=torch.float32, device=self.data.train.device))
-        return self._weights[1]
+    def weights_cdf(self, step: int) -> torch.Tensor:
+        """Cumulative sampling weights, rebuilt only at steps where a data fraction changes."""
+        if self.fractions is not None and self.changed[step]:
+            in_low, out_low = colors.fraction_levels(self.fractions.at(step).unsqueeze(1))  # [K, 1]
+            w = colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias
+            same = self.fractions.index is None
+            self.cdf = torch.cumsum(w[0] if same else w, -1)
+        return self.cdf
 
 
-def dense_weights(cfg: AutoencoderConfig, timeline: Timeline, total: int) -> dict[str, np.ndarray]:
-    """Per-step weights for recon and every term. Explicit defaults: a term whose property is
-    absent from the schedule has weight 0 (off); reconstruction has weight 1."""
-    out = {"recon": timeline.dense(cfg.recon_property, total, 1.0), "lr": timeline.dense("lr", total, 0.0)}
-    out.update({t.name: timeline.dense(t.name, total, 0.0) for t in cfg.terms})
+class Autoencoders:
+    """The autoencoder population the loop trains (see `loop.Population`)."""
+
+    def __init__(self, members: Members, device: torch.device) -> None:
+        cfg: AutoencoderConfig = members.cfg
+        total = members.total
+        self.cfg, self.k = cfg, len(members)
+        self.data = data = ColorData.build(cfg, device)
+        self.model = ColorAutoencoders(
+            cfg.model.hidden, cfg.model.latent_dim, cfg.model.normalize, members.seeds, device
+        )
+        self.params, self.weight_decay, self.decoupled = self.model.params, 0.0, True
+        self.batches = Batches(members, data, device)
+        self.batch_terms = TermSet(
+            cfg.terms, list(cfg.labels.concepts), device, member_powers(members, device)
+        )
+        self.anchors = [t for t in cfg.terms if isinstance(t, Anchor)]
+        self.anchor_loss = [loss_fn(t, device) for t in self.anchors]
+        self.terms = ["recon", *[t.name for t in self.batch_terms.terms], *[t.name for t in self.anchors]]
+        # Weights: reconstruction defaults to 1 when the schedule lacks its property, terms to 0.
+        props = [cfg.recon_property, *self.terms[1:]]
+
+        def weights(_: AutoencoderConfig, t: Timeline) -> np.ndarray:
+            return np.stack([t.dense(p, total, 0.0 if j else 1.0) for j, p in enumerate(props)], 1)
+
+        self.w = members.curves(weights, device)  # [K, n_terms] per step
+        self.lr = members.curves(lambda c, t: t.dense("lr", total, 0.0), device)
+        # Per step, whether any member weighs each batch-term function or anchor (host bools).
+        nonzero = (self.w.values != 0).any(dim=1).cpu().numpy()  # [total, n_terms]
+        n_batch = len(self.batch_terms.terms)
+        self.active = np.zeros((total, len(self.batch_terms.fns)), dtype=bool)
+        for j, col in enumerate(self.batch_terms.columns):
+            self.active[:, col] |= nonzero[:, 1 + j]
+        self.anchor_active = nonzero[:, 1 + n_batch :]
+        self.actions = members.timelines[0].actions
+        self.recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents [K, 6, E]
+
+    @torch.no_grad()
+    def act(self, step: int) -> None:
+        for action in self.actions.get(step, []):
+            for term in self.anchors:
+                if term.action == action:
+                    self.recorded[term.name] = self.model.encode(self.data.primaries).detach()
+
+    def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, probs = self.batches(step)
+        # Objective: recon + Σ w_t(step)·term_t, all terms as one matrix [K, 1 + n_terms].
+        out, z = self.model(x)
+        parts = [
+            ((out - x) ** 2).mean(dim=(1, 2)).unsqueeze(1),
+            self.batch_terms(z, probs, self.active[step]),
+        ]
+        for j, (term, fn) in enumerate(zip(self.anchors, self.anchor_loss, strict=True)):
+            if term.name in self.recorded and self.anchor_active[step, j]:
+                z_now = self.model.encode(self.data.primaries)
+                parts.append(fn(z_now, self.recorded[term.name]).mean(dim=1, keepdim=True))
+            else:
+                parts.append(z.new_zeros(self.k, 1))
+        raw = torch.cat(parts, dim=1)
+        w = self.w.at(step)
+        # A term with weight 0 contributes 0 even where it is not finite (0·inf would be NaN).
+        return raw, torch.where(w != 0, raw * w, 0.0)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """Scores of every member's latent space on the fixed evaluation sets."""
+        cfg, data, model = self.cfg, self.data, self.model
+        out, z = model(data.grid_t)
+        hue_z = model.encode(data.hues_t)
+        plane = cfg.scores.hue_plane
+        result = scores.recon_errors_members(data.grid_t, out, data.grid.hsv)
+        result.update(scores.hue_scores_members(hue_z, data.hues.hsv[:, 0], plane))
+        result["planarity_vibrant"] = scores.planarity_members(hue_z, plane)
+        result["norm_error"] = scores.norm_error_members(z)
+        for term in cfg.terms:
+            if isinstance(term, Pin):
+                for label in term.affinities or {}:
+                    concept = cfg.labels.concepts[label]
+                    if concept.kind == "color":
+                        ref = torch.tensor([concept.rgb], dtype=torch.float32, device=z.device)
+                        result[f"anchor_error_{label}"] = scores.anchor_error_members(
+                            model.encode(ref), term.point
+                        )
+        # Neighbor preservation between input colors and their latents on the evaluation grid.
+        result.update(neighbor_scores_members(data.grid_t, z, cfg.scores.neighbors_k))
+        return result
+
+    @torch.no_grad()
+    def snapshot(self) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        rgb = self.data.grid.rgb
+        return self.model.encode(self.data.grid_t), {c: rgb[:, i] for i, c in enumerate("rgb")}
+
+    def state_dict(self, next_step: int) -> dict:
+        return {
+            "batches": self.batches.streams.state_dict(next_step),
+            "anchors": {k: v.detach().clone() for k, v in self.recorded.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.streams.load_state_dict(state["batches"])
+        self.recorded = {k: v.to(self.params.device) for k, v in state["anchors"].items()}
+
+
+def member_powers(members: Members, device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-member powers [K] of `separate` terms whose power differs between members."""
+    out = {}
+    for i, term in enumerate(members.cfg.terms):
+        if isinstance(term, Separate):
+            powers = [c.terms[i].power for c in members.configs]
+            if len(set(powers)) > 1:
+                out[term.name] = torch.tensor(powers, device=device)[
+                    torch.tensor(members.index, device=device)
+                ]
     return out
 
 
-def train(cfg: AutoencoderConfig, session: Session) -> dict[str, float]:
-    """Train the color autoencoder under its schedule; report scores and checkpoints."""
-    from latent_sweep.experiments import TrialDiverged
-
-    device = pick_device(cfg.device)
-    timeline, total = cfg.timeline()
-    w = dense_weights(cfg, timeline, total)
-    actions = timeline.actions
-
-    data = ColorData.build(cfg, device)
-    model = ColorAutoencoder(cfg.model.hidden, cfg.model.latent_dim, cfg.model.normalize).to(device)
-    optimizer = Adam(model.parameters())
-    batch_terms = TermSet(cfg.terms, list(cfg.labels.concepts), device)
-    anchors = [t for t in cfg.terms if isinstance(t, Anchor)]
-    anchor_loss = [loss_fn(t, device) for t in anchors]
-    names = ["recon", *[t.name for t in batch_terms.terms], *[t.name for t in anchors]]
-    w_dev = torch.tensor(np.stack([w[n] for n in names], axis=1), dtype=torch.float32, device=device)
-    # Per step, whether each distinct batch-term function has any nonzero weight (host bools).
-    active = np.zeros((total, len(batch_terms.fns)), dtype=bool)
-    for term, col in zip(batch_terms.terms, batch_terms.columns, strict=True):
-        active[:, col] |= w[term.name] != 0.0
-    zero = torch.zeros(1, device=device)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(cfg.seed)
-    batches = Batches(cfg, data, timeline, total, gen)
-    recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents
-
-    # Continue from the session's checkpoint, dropping history written after it.
-    state = session.restore()
-    start, elapsed, result = resume(state, model, optimizer, gen)
-    if state is not None:
-        recorded = {k: v.to(device) for k, v in state["anchors"].items()}
-    rec = Recorder(
-        session.trial_dir,
-        timeline,
-        names,
-        cfg.checkpoint_every + 1,
-        start,
-        elapsed,
-        device,
-    )
-
-    for step in range(start, total):
-        # Events at this step: actions (e.g. record anchor latents) before training on it.
-        for action in actions.get(step, []):
-            with torch.no_grad():
-                for term in cfg.terms:
-                    if isinstance(term, Anchor) and term.action == action:
-                        recorded[term.name] = model.encode(data.primaries).detach()
-
-        x, probs = batches(step)  # this step's phase's training set, with label probabilities
-
-        # Objective: recon + Σ w_t(step)·term_t, all terms as one vector [1 + n_terms].
-        out, z = model(x)
-        parts = [((out - x) ** 2).mean().reshape(1), batch_terms(z, probs, active[step].tolist())]
-        for term, fn in zip(anchors, anchor_loss, strict=True):
-            if term.name in recorded and w[term.name][step] != 0.0:
-                parts.append(fn(model.encode(data.primaries), recorded[term.name]).mean().reshape(1))
-            else:
-                parts.append(zero)
-        raw_t = torch.cat(parts)
-        # A non-finite term is recorded (NaN in history) but not summed into the loss.
-        weighted = torch.nan_to_num(raw_t * w_dev[step], nan=0.0, posinf=0.0, neginf=0.0)
-        loss = weighted.sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step(lr=float(w["lr"][step]))
-
-        rec.log(raw_t, weighted, loss)
-
-        done = step + 1
-        evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
-        if evaluate_now:
-            if not rec.finite():  # one host sync per evaluation
-                raise TrialDiverged(f"the loss became non-finite by step {step}")
-            result = evaluate(cfg, model, data, recorded)
-            if snapshot_now:
-                rec.snapshot(done, model.encode(data.grid_t), rgb=data.grid.rgb)
-            state = None
-            if checkpoint_now:
-                state = training_state(model, optimizer, gen)
-                state["anchors"] = {k: v.cpu() for k, v in recorded.items()}
-            rec.report(session, done, total, result, state)
-    return result
-
-
-@torch.no_grad()
-def evaluate(cfg, model, data: ColorData, recorded) -> dict[str, float]:
-    """Scores of the latent space on the fixed evaluation sets (SPEC §4)."""
-    out, z = model(data.grid_t)
-    hue_z = model.encode(data.hues_t)
-    plane = cfg.scores.hue_plane
-    result = scores.recon_errors(data.grid.rgb, out, data.grid.hsv)
-    result.update(scores.hue_scores(hue_z, data.hues.hsv[:, 0], plane))
-    result["planarity_vibrant"] = scores.planarity(hue_z, plane)
-    result["norm_error"] = scores.norm_error(z)
-    for term in cfg.terms:
-        if isinstance(term, Pin):
-            for label in term.affinities or {}:
-                concept = cfg.labels.concepts[label]
-                if concept.kind == "color":
-                    ref = torch.tensor([concept.rgb], dtype=torch.float32, device=z.device)
-                    result[f"anchor_error_{label}"] = scores.anchor_error(model.encode(ref), term.point)
-    # Neighbor preservation between input colors and their latents on the evaluation grid.
-    result.update(neighbor_scores(data.grid_t, z, cfg.scores.neighbors_k))
-    return result
+def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
+    """Train the autoencoder population under its schedules; report scores and checkpoints."""
+    device = pick_device(members.cfg.device)
+    return loop.train(Autoencoders(members, device), members, session, success)

@@ -28,8 +28,11 @@ class TrialConfig(Strict):
     eval_every: int = Field(500, ge=1)
     checkpoint_every: int = Field(2500, ge=1)
     snapshot_every: int | None = Field(None, ge=1, description="latent snapshots; the final one always")
+    history_every: int | None = Field(None, ge=1, description="log every n-th step; default: automatic")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     schedule: ScheduleConfig
+    # A population: per member, config paths and the values it sets (latent_sweep.population).
+    members: list[dict[str, Any]] | None = Field(None, min_length=1)
 
     def timeline(self) -> tuple[Timeline, int]:
         """The realized schedule (it must define `lr`) and the number of steps to train."""

@@ -27,7 +27,9 @@ LATENT_COLUMN = re.compile(r"z\d+")
 
 class ProjDataConfig(Strict):
     source: Source = "digits"
-    # swiss_roll / s_curve: points generated with the trial's seed, Gaussian noise of this std.
+    # swiss_roll / s_curve: points generated with `seed`, Gaussian noise of this std. The data
+    # seed is not the trial's: a population's members share one data set.
+    seed: int = Field(0, ge=0)
     n_samples: int = Field(1500, ge=4)
     noise: float = Field(0.0, ge=0)
     # color_cube: the distinct RGB colors of the autoencoder's HSV cube (10° hues × 10 S × 10 V),
@@ -59,13 +61,13 @@ class Inputs:
     is_color: bool  # the rgb are the very colors projected (hue scores apply)
 
 
-def load(cfg: ProjDataConfig, seed: int) -> Inputs:
+def load(cfg: ProjDataConfig) -> Inputs:
     if cfg.source == "digits":
         x, y = datasets.load_digits(return_X_y=True)
         return Inputs(x.astype(np.float64), y.astype(np.int64), None, False)
     if cfg.source in ("swiss_roll", "s_curve"):
         make = datasets.make_swiss_roll if cfg.source == "swiss_roll" else datasets.make_s_curve
-        x, t = make(cfg.n_samples, noise=cfg.noise, random_state=seed % 2**32)
+        x, t = make(cfg.n_samples, noise=cfg.noise, random_state=cfg.seed % 2**32)
         # Color by position along the manifold: red → violet.
         h = 0.8 * (t - t.min()) / (np.ptp(t) or 1.0)
         rgb = colors.hsv_to_rgb(np.stack([h, np.ones_like(h), np.ones_like(h)], axis=1))

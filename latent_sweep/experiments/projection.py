@@ -1,4 +1,4 @@
-"""The parametric projection experiment (SPEC §3): an MLP f: R^D → R^2 trained so that output
+"""The parametric projection experiment : an MLP f: R^D → R^2 trained so that output
 neighborhoods match the input's kNN graph, under a schedule of lr, exaggeration and repulsion.
 
 Loss at step t: λ(t)·mean over kNN pairs of −log q_ij + ρ(t)·mean over sampled negatives of
@@ -13,19 +13,21 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import Field
 
 from latent_sweep import colors, scores
 from latent_sweep.errors import UserError
-from latent_sweep.experiments import proj_data
+from latent_sweep.experiments import loop, proj_data
 from latent_sweep.experiments.base import Strict, TrialConfig
+from latent_sweep.experiments.loop import Members
 from latent_sweep.experiments.proj_data import ProjDataConfig
-from latent_sweep.experiments.recording import Recorder, due, pick_device, resume, training_state
-from latent_sweep.models import ProjectionMLP
-from latent_sweep.neighbors import neighbor_scores
+from latent_sweep.experiments.recording import pick_device
+from latent_sweep.models import STREAM_BATCHES, Projections
+from latent_sweep.neighbors import neighbor_scores_members
 from latent_sweep.session import Session
-from latent_sweep.timeline import Timeline
+from latent_sweep.streams import MemberStreams
 
 __all__ = ["ProjectionConfig", "train"]
 
@@ -34,9 +36,9 @@ TERMS = ("attraction", "repulsion")
 TERM_PROPERTIES = {"attraction": "exaggeration", "repulsion": "repulsion"}
 # Floor of ‖y_i − y_j‖² in −log(1 − q) = log(1 + d²) − log d², which is unbounded as d → 0.
 MIN_SQ_DIST = 1e-3
-# Rows per distance block of the kNN search (block × n floats) and per embedding pass.
+# Elements of a kNN distance block (rows × n) and of an embedding pass's widest activations.
 CHUNK_ELEMENTS = 2**24
-EMBED_ROWS = 8192
+EMBED_ELEMENTS = 2**24
 
 Positive = Annotated[int, Field(ge=1)]
 
@@ -65,7 +67,7 @@ class OptimizerConfig(Strict):
 class ProjScoresConfig(Strict):
     ks: list[Positive] = Field([5, 10, 15], min_length=1)
     temperature: float = Field(0.07, gt=0)
-    # Score a fixed random subset (drawn with the seed) of inputs larger than this.
+    # Score a fixed random subset (drawn with `data.seed`) of inputs larger than this.
     eval_samples: int | None = Field(5000, ge=4)
 
 
@@ -98,42 +100,36 @@ def knn_graph(x: torch.Tensor, k: int, metric: str) -> torch.Tensor:
     return out
 
 
-def schedule_curves(timeline: Timeline, total: int) -> dict[str, np.ndarray]:
-    """Per-step lr and term weights, the last value held past the schedule's end."""
-    out = {"lr": timeline.dense("lr", total, 0.0)}
-    out.update({term: timeline.dense(prop, total, 1.0) for term, prop in TERM_PROPERTIES.items()})
-    return out
-
-
 def loss_terms(
-    model: ProjectionMLP,
-    x: torch.Tensor,
-    knn: torch.Tensor,
-    cfg: LossConfig,
-    gen: torch.Generator,
+    model: Projections, x: torch.Tensor, knn: torch.Tensor, cfg: LossConfig, u: dict[str, torch.Tensor]
 ) -> torch.Tensor:
-    """[attraction, repulsion] on one minibatch of anchors with their neighbors and negatives."""
+    """[K, 2]: attraction and repulsion of each member on its own minibatch of anchors with
+    their neighbors and negatives, indexed from the member's uniforms `u`."""
     n, k = knn.shape
-    anchors = torch.randint(n, (cfg.batch_size,), generator=gen, device=x.device)
-    pos = knn[anchors]  # [B, k]
-    neg = torch.randint(n, (cfg.batch_size, k * cfg.n_negatives), generator=gen, device=x.device)
+    anchors = (u["anchors"] * n).long().clamp_max(n - 1)  # [K, B]
+    pos = knn[anchors]  # [K, B, k]
+    neg = (u["negatives"] * n).long().clamp_max(n - 1)  # [K, B, k·n_negatives]
     # Negatives that hit the anchor (or, optionally, its neighbors) drop out of the mean, which
     # is sampling uniformly from the remaining points.
-    valid = neg != anchors[:, None]
+    valid = neg != anchors[..., None]
     if cfg.exclude_neighbors:
-        valid &= ~(neg[:, :, None] == pos[:, None, :]).any(dim=2)
-    rows = torch.cat([anchors, pos.flatten(), neg.flatten()])
+        valid &= ~(neg[..., None] == pos[:, :, None, :]).any(dim=-1)
+    rows = torch.cat([anchors, pos.flatten(1), neg.flatten(1)], dim=1)  # [K, R]
     # Embed every point once when that is cheaper than embedding the batch's rows (small
     # inputs), else just the rows — either way no data-dependent shapes, so no device sync.
-    y = model(x)[rows] if n <= len(rows) else model(x[rows])
-    b = cfg.batch_size
-    ya = y[:b, None]
-    d2_pos = (ya - y[b : b + pos.numel()].view(b, k, -1)).square().sum(-1)
-    d2_neg = (ya - y[b + pos.numel() :].view(b, neg.shape[1], -1)).square().sum(-1)
-    attraction = torch.log1p(d2_pos).mean()
+    if n <= rows.shape[1]:
+        y_all = model(x)
+        y = torch.gather(y_all, 1, rows.unsqueeze(-1).expand(-1, -1, y_all.shape[-1]))
+    else:
+        y = model(x[rows])
+    b, p = cfg.batch_size, pos.shape[1] * k
+    ya = y[:, :b, None]
+    d2_pos = (ya - y[:, b : b + p].unflatten(1, (b, k))).square().sum(-1)
+    d2_neg = (ya - y[:, b + p :].unflatten(1, (b, -1))).square().sum(-1)
+    attraction = torch.log1p(d2_pos).mean(dim=(1, 2))
     rep = torch.log1p(d2_neg) - torch.log(d2_neg.clamp_min(MIN_SQ_DIST))
-    repulsion = (rep * valid).sum() / valid.sum().clamp_min(1)
-    return torch.stack([attraction, repulsion])
+    repulsion = (rep * valid).sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp_min(1)
+    return torch.stack([attraction, repulsion], dim=1)
 
 
 @dataclass
@@ -151,7 +147,7 @@ class Evaluation:
         n = len(inputs.features)
         rows = np.arange(n)
         if cfg.scores.eval_samples is not None and n > cfg.scores.eval_samples:
-            rng = np.random.default_rng(cfg.seed)
+            rng = np.random.default_rng(cfg.data.seed)
             rows = np.sort(rng.choice(n, cfg.scores.eval_samples, replace=False))
         too_big = [k for k in cfg.scores.ks if k >= len(rows) / 2]
         if too_big:
@@ -175,80 +171,88 @@ class Evaluation:
 
 
 @torch.no_grad()
-def embed(model: ProjectionMLP, x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([model(x[s : s + EMBED_ROWS]) for s in range(0, len(x), EMBED_ROWS)])
+def embed(model: Projections, x: torch.Tensor) -> torch.Tensor:
+    """Every member's embedding [K, n, out] of all points, in blocks of rows that bound the
+    hidden activations to EMBED_ELEMENTS."""
+    widest = max(b for _, b in model.net.shapes)
+    rows = max(1, EMBED_ELEMENTS // (len(model.params) * widest))
+    return torch.cat([model(x[s : s + rows]) for s in range(0, len(x), rows)], dim=1)
 
 
-def evaluate(cfg: ProjectionConfig, y: torch.Tensor, ev: Evaluation) -> dict[str, float]:
-    """Neighbor scores of the scored points (SPEC §4), and the hue wheel of color inputs."""
-    result = neighbor_scores(
-        ev.features,
-        y[ev.rows],
-        cfg.scores.ks,
-        labels=ev.labels,
-        temperature=cfg.scores.temperature,
-        device=y.device,
-    )
-    if ev.hue_rows is not None:
-        # Angles about the hues' own centroid: a projection has no meaningful origin.
-        yh = y[ev.hue_rows]
-        result.update(scores.hue_scores(yh - yh.mean(dim=0), ev.hues))
-    return result
+class Projectors:
+    """The projection population the loop trains (see `loop.Population`): members share the
+    input data and its kNN graph on the device and differ in seed and schedule values."""
 
-
-def train(cfg: ProjectionConfig, session: Session) -> dict[str, float]:
-    """Train the projection under its schedule; report scores and checkpoints."""
-    from latent_sweep.experiments import TrialDiverged
-
-    device = pick_device(cfg.device)
-    timeline, total = cfg.timeline()
-    curves = schedule_curves(timeline, total)
-
-    inputs = proj_data.load(cfg.data, cfg.seed)
-    n = len(inputs.features)
-    if cfg.knn.k_neighbors >= n / 2:
-        raise UserError(
-            f"`knn.k_neighbors` must be < n/2 (n = {n} input points), but got {cfg.knn.k_neighbors}"
+    def __init__(self, members: Members, device: torch.device) -> None:
+        cfg: ProjectionConfig = members.cfg
+        self.cfg, total = cfg, members.total
+        self.inputs = inputs = proj_data.load(cfg.data)
+        n = len(inputs.features)
+        if cfg.knn.k_neighbors >= n / 2:
+            raise UserError(
+                f"`knn.k_neighbors` must be < n/2 (n = {n} input points), but got {cfg.knn.k_neighbors}"
+            )
+        self.ev = Evaluation.build(cfg, inputs, device)
+        x = torch.tensor(inputs.features, dtype=torch.float32, device=device)
+        self.knn = knn_graph(x, cfg.knn.k_neighbors, cfg.knn.metric)
+        if cfg.data.standardize:
+            std = x.std(dim=0)
+            x = (x - x.mean(dim=0)) / torch.where(std > 0, std, 1.0)  # constant features stay 0
+        self.x = x
+        self.model = Projections(x.shape[1], cfg.model.hidden, cfg.model.out_dim, members.seeds, device)
+        self.params = self.model.params
+        # torch's Adam adds weight decay to the gradient; AdamW decays the weights directly.
+        self.weight_decay = cfg.optimizer.weight_decay
+        self.decoupled = cfg.optimizer.name == "adamw"
+        self.terms = list(TERMS)
+        self.w = members.curves(
+            lambda _, t: np.stack([t.dense(TERM_PROPERTIES[n], total, 1.0) for n in TERMS], 1), device
         )
-    ev = Evaluation.build(cfg, inputs, device)
-    x = torch.tensor(inputs.features, dtype=torch.float32, device=device)
-    knn = knn_graph(x, cfg.knn.k_neighbors, cfg.knn.metric)
-    if cfg.data.standardize:
-        std = x.std(dim=0)
-        x = (x - x.mean(dim=0)) / torch.where(std > 0, std, 1.0)  # constant features stay 0
+        self.lr = members.curves(lambda _, t: t.dense("lr", total, 0.0), device)
+        b, k = cfg.loss.batch_size, cfg.knn.k_neighbors
+        shapes = {"anchors": (b,), "negatives": (b, k * cfg.loss.n_negatives)}
+        self.streams = MemberStreams(members.seeds, STREAM_BATCHES, shapes, device)
 
-    model = ProjectionMLP(x.shape[1], cfg.model.hidden, cfg.model.out_dim).to(device)
-    opt_class = torch.optim.AdamW if cfg.optimizer.name == "adamw" else torch.optim.Adam
-    optimizer = opt_class(model.parameters(), lr=0.0, weight_decay=cfg.optimizer.weight_decay)
-    weights = torch.tensor(
-        np.stack([curves[t] for t in TERMS], axis=1), dtype=torch.float32, device=device
-    )  # [total, 2]
-    gen = torch.Generator(device=device)
-    gen.manual_seed(cfg.seed)
+    def act(self, step: int) -> None:
+        pass  # the projection's schedules have no actions
 
-    start, elapsed, result = resume(session.restore(), model, optimizer, gen)
-    rec = Recorder(session.trial_dir, timeline, list(TERMS), cfg.checkpoint_every + 1, start, elapsed, device)
+    def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = loss_terms(self.model, self.x, self.knn, self.cfg.loss, self.streams.at(step))
+        return raw, raw * self.w.at(step)
 
-    for step in range(start, total):
-        for group in optimizer.param_groups:
-            group["lr"] = float(curves["lr"][step])
-        raw = loss_terms(model, x, knn, cfg.loss, gen)
-        weighted = raw * weights[step]
-        loss = weighted.sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        rec.log(raw, weighted, loss)
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """Neighbor scores of the scored points, and the hue wheel of color inputs."""
+        y, ev = embed(self.model, self.x), self.ev
+        result = neighbor_scores_members(
+            ev.features,
+            y[:, ev.rows],
+            self.cfg.scores.ks,
+            labels=ev.labels,
+            temperature=self.cfg.scores.temperature,
+            device=y.device,
+        )
+        if ev.hue_rows is not None:
+            # Angles about the hues' own centroid: a projection has no meaningful origin.
+            yh = y[:, ev.hue_rows]
+            result.update(scores.hue_scores_members(yh - yh.mean(dim=1, keepdim=True), ev.hues))
+        return result
 
-        done = step + 1
-        evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
-        if evaluate_now:
-            if not rec.finite():
-                raise TrialDiverged(f"the loss became non-finite by step {step}")
-            y = embed(model, x)
-            result = evaluate(cfg, y, ev)
-            if snapshot_now:
-                rec.snapshot(done, y, rgb=inputs.rgb, labels=inputs.labels)
-            state = training_state(model, optimizer, gen) if checkpoint_now else None
-            rec.report(session, done, total, result, state)
-    return result
+    def snapshot(self) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        extra: dict[str, np.ndarray] = {}
+        if self.inputs.rgb is not None:
+            extra.update({c: self.inputs.rgb[:, i] for i, c in enumerate("rgb")})
+        if self.inputs.labels is not None:
+            extra["label"] = self.inputs.labels
+        return embed(self.model, self.x), extra
+
+    def state_dict(self, next_step: int) -> dict:
+        return {"streams": self.streams.state_dict(next_step)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.streams.load_state_dict(state["streams"])
+
+
+def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
+    """Train the projection population under its schedules; report scores and checkpoints."""
+    device = pick_device(members.cfg.device)
+    return loop.train(Projectors(members, device), members, session, success)

@@ -1,23 +1,31 @@
-"""What every experiment loop records: per-step history, evaluations, latent snapshots.
+"""What the loop records for every member: step history, evaluations, latent snapshots.
 
-Loss values stay on the device in a preallocated buffer (no host sync per step); the buffer
-is written as one Parquet part per checkpoint interval, together with the schedule values
-and phases of those steps, right before the checkpoint that covers them is saved.
+Loss values stay on the device in a preallocated buffer [steps, K, columns] (no host sync per
+step); the buffer is written as one Parquet part per checkpoint interval, right before the
+checkpoint that covers it is saved. Rows are step-major, then member, and carry `member` and
+`seed` columns; history may be decimated (`history_every`) so a large population's history
+stays small (docs/populations.md has the bytes per member-step).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
 from latent_sweep import history
 from latent_sweep.errors import UserError
-from latent_sweep.timeline import Timeline
+
+# History budget of one trial when `history_every` is automatic, and the uncompressed size of
+# one value (every history column is 8 bytes wide).
+HISTORY_BUDGET_BYTES = 200 * 2**20
+VALUE_BYTES = 8
 
 
 def pick_device(name: str) -> torch.device:
@@ -28,23 +36,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def training_state(model: torch.nn.Module, optimizer, gen: torch.Generator) -> dict:
-    """What every loop's checkpoint holds: weights, optimizer state, the sampling generator."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state()}
-
-
-def resume(state: dict | None, model: torch.nn.Module, optimizer, gen: torch.Generator):
-    """Load a checkpoint's training state into the loop's objects; returns (step, wall time,
-    scores) to continue from — (0, 0.0, {}) for a fresh start. The scores are what a trial
-    that had already finished returns when run again."""
-    if state is None:
-        return 0, 0.0, {}
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    gen.set_state(state["generator"].to(gen.get_state().device))
-    return int(state["step"]), float(state["wall_time"]), dict(state["scores"])
-
-
 def due(cfg, done: int, total: int) -> tuple[bool, bool, bool]:
     """(evaluate, snapshot, checkpoint) after `done` steps: at every interval and at the end."""
     last = done == total
@@ -53,73 +44,90 @@ def due(cfg, done: int, total: int) -> tuple[bool, bool, bool]:
     return done % cfg.eval_every == 0 or checkpoint, snapshot, checkpoint
 
 
+def history_every(requested: int | None, members: int, total: int, columns: int) -> int:
+    """Log every n-th step: as requested, or the smallest n that keeps the history of
+    `members` × `total` steps of `columns` values under HISTORY_BUDGET_BYTES (uncompressed)."""
+    if requested is not None:
+        return requested
+    return max(1, math.ceil(members * total * columns * VALUE_BYTES / HISTORY_BUDGET_BYTES))
+
+
 class Recorder:
-    """History rows (`step`, `phase`, schedule values, `term.*`, `weighted.*`, `loss`,
-    `wall_time`), evaluation rows and latent snapshots of one trial directory.
+    """History rows (`step`, `member`, `seed`, `phase`, schedule values, `term.*`,
+    `weighted.*`, `loss`, `wall_time`), evaluation rows and latent snapshots of one trial.
 
     Created at the step the loop starts from: parts written after that step's checkpoint
     (by a run that was killed) are dropped, so a resumed trial rewrites exactly those rows.
+    `schedule` maps each schedule property to its values [steps, D] per distinct member
+    config; `index` [K] gives each member's config.
     """
 
     def __init__(
         self,
         trial_dir: Path,
-        timeline: Timeline,
+        seeds: list[int],
+        phases: np.ndarray,
+        schedule: dict[str, np.ndarray],
+        index: np.ndarray,
         terms: list[str],
         capacity: int,
         start: int,
         elapsed: float,
         device: torch.device,
     ) -> None:
-        self.trial_dir, self.timeline, self.terms = Path(trial_dir), timeline, terms
+        self.trial_dir, self.terms = Path(trial_dir), terms
+        self.seeds = np.asarray(seeds, dtype=np.int64)
+        self.phases, self.schedule, self.index = phases, schedule, index
         history.truncate(self.trial_dir / "history", start)
         history.truncate(self.trial_dir / "evals", start + 1)
-        self.buf = torch.zeros(capacity, 2 * len(terms) + 1, device=device)
+        self.buf = torch.zeros(capacity, len(seeds), 2 * len(terms) + 1, device=device)
+        self.steps = np.zeros(capacity, dtype=np.int64)
         self.wall = np.zeros(capacity)
-        self.first, self.len = start, 0
-        self.evals: list[dict[str, float]] = []
+        self.len = 0
+        self.evals: list[pd.DataFrame] = []
         self.t0 = time.perf_counter() - elapsed
 
-    def log(self, raw: torch.Tensor, weighted: torch.Tensor, loss: torch.Tensor) -> None:
-        """One step: unweighted and weighted terms [n_terms] and the total, all on the device."""
-        self.buf[self.len] = torch.cat([raw, weighted, loss.reshape(1)]).detach()
+    def log(self, step: int, raw: torch.Tensor, weighted: torch.Tensor, loss: torch.Tensor) -> None:
+        """One step: unweighted and weighted terms [K, n_terms] and the totals [K], on the device."""
+        torch.cat([raw, weighted, loss.unsqueeze(1)], dim=1, out=self.buf[self.len])
+        self.steps[self.len] = step
         self.wall[self.len] = self.elapsed()
         self.len += 1
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
-    def finite(self) -> bool:
-        """Whether the primary (first) term and the total stayed finite since the last flush
-        (one host sync). Other terms may go non-finite: they are recorded, not summed."""
-        rows = self.buf[: self.len]
-        return bool(torch.isfinite(rows[:, 0]).all() & torch.isfinite(rows[:, -1]).all())
-
-    def report(self, session, step: int, total: int, scores: dict[str, float], state: dict | None) -> None:
+    def report(
+        self, session, step: int, total: int, scores: pd.DataFrame, metrics: dict, state: dict | None
+    ) -> None:
         """Record an evaluation and report it. With `state` (a checkpoint is due) the history is
         written first, so a checkpoint never points past it; the checkpoint gets step, wall
         time and the scores (what a finished trial returns when run again) added."""
-        self.evals.append({"step": step, **scores})
+        self.evals.append(scores.assign(step=step))
         checkpoint = None
         if state is not None:
             self.flush()
-            checkpoint = {**state, "step": step, "wall_time": self.elapsed(), "scores": scores}
-        session.report({"step": step, "done": step == total, **scores}, checkpoint=checkpoint)
+            checkpoint = {
+                **state,
+                "step": step,
+                "wall_time": self.elapsed(),
+                "scores": scores.to_dict("list"),
+            }
+        session.report({"step": step, "done": step == total, **metrics}, checkpoint=checkpoint)
 
-    def snapshot(
-        self,
-        step: int,
-        latents: torch.Tensor,
-        rgb: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-    ) -> None:
-        """Evaluation-set latents at `step` (`latents/step-<step>.parquet`), with display colors."""
+    def snapshot(self, step: int, latents: torch.Tensor, extra: dict[str, np.ndarray]) -> None:
+        """Evaluation-set latents [K, n, E] at `step` (`latents/step-<step>.parquet`), one row per
+        member and point, with the points' display colors or labels (`extra`, [n] each)."""
         z = latents.detach().cpu().numpy()
-        cols = {f"z{i}": pa.array(z[:, i], pa.float32()) for i in range(z.shape[1])}
-        if rgb is not None:
-            cols.update({c: pa.array(rgb[:, i], pa.float32()) for i, c in enumerate("rgb")})
-        if labels is not None:
-            cols["label"] = pa.array(np.asarray(labels).astype(np.int64), pa.int64())
+        k, n, e = z.shape
+        cols = {
+            "member": pa.array(np.repeat(np.arange(k), n), pa.int64()),
+            "seed": pa.array(np.repeat(self.seeds, n), pa.int64()),
+        }
+        cols.update({f"z{i}": pa.array(z[:, :, i].reshape(-1), pa.float32()) for i in range(e)})
+        for name, values in extra.items():
+            kind = pa.int64() if name == "label" else pa.float32()
+            cols[name] = pa.array(np.tile(np.asarray(values), k), kind)
         directory = self.trial_dir / "latents"
         directory.mkdir(parents=True, exist_ok=True)
         final = directory / f"step-{step:09d}.parquet"
@@ -132,28 +140,40 @@ class Recorder:
         if self.len:
             self._write_history()
         if self.evals:
-            names = [k for k in self.evals[0] if k != "step"]
-            cols = {"step": pa.array([r["step"] for r in self.evals], pa.int64())}
-            cols.update({k: pa.array([float(r[k]) for r in self.evals], pa.float64()) for k in names})
-            history.write_part(self.trial_dir / "evals", self.evals[0]["step"], pa.table(cols))
-        self.first += self.len
+            history.write_part(self.trial_dir / "evals", int(self.evals[0]["step"].iloc[0]), self._evals())
         self.len, self.evals = 0, []
 
-    def _write_history(self) -> None:
-        rows = self.buf[: self.len].cpu().numpy().astype(np.float64)
-        steps = np.arange(self.first, self.first + self.len)
-        at = np.minimum(steps, len(self.timeline) - 1)  # past the schedule's end, values hold
-        names = np.array([p.name for p in self.timeline.phases] + [None], dtype=object)
-        cols: dict[str, pa.Array] = {
-            "step": pa.array(steps, pa.int64()),
-            "phase": pa.array(names[self.timeline.phase_index[at]], pa.string()),
+    def _evals(self) -> pa.Table:
+        frame = pd.concat(self.evals, ignore_index=True)
+        cols = {
+            name: pa.array(frame[name].to_numpy(np.int64), pa.int64()) for name in ("step", "member", "seed")
         }
-        for prop in self.timeline.props:
-            cols[prop] = pa.array(self.timeline.values(prop)[at], pa.float64())
+        for name in frame.columns:
+            if name not in (*cols, "diverged_at"):
+                cols[name] = pa.array(frame[name].to_numpy(np.float64), pa.float64())
+        cols["diverged_at"] = pa.array(frame["diverged_at"], pa.int64(), from_pandas=True)
+        return pa.table(cols)
+
+    def _write_history(self) -> None:
+        rows = self.buf[: self.len].cpu().numpy().astype(np.float64)  # [steps, K, columns]
+        steps = self.steps[: self.len]
+        k = len(self.seeds)
+
+        def flat(a: np.ndarray, kind: pa.DataType) -> pa.Array:
+            return pa.array(a.reshape(-1), kind)
+
+        cols: dict[str, pa.Array] = {
+            "step": flat(np.repeat(steps, k), pa.int64()),
+            "member": flat(np.tile(np.arange(k), len(steps)), pa.int64()),
+            "seed": flat(np.tile(self.seeds, len(steps)), pa.int64()),
+            "phase": pa.array(np.repeat(self.phases[steps], k), pa.string()),
+        }
+        for prop, values in self.schedule.items():
+            cols[prop] = flat(values[steps][:, self.index], pa.float64())
         n = len(self.terms)
         for j, name in enumerate(self.terms):
-            cols[f"term.{name}"] = pa.array(rows[:, j], pa.float64())
-            cols[f"weighted.{name}"] = pa.array(rows[:, n + j], pa.float64())
-        cols["loss"] = pa.array(rows[:, -1], pa.float64())
-        cols["wall_time"] = pa.array(self.wall[: self.len], pa.float64())
-        history.write_part(self.trial_dir / "history", self.first, pa.table(cols))
+            cols[f"term.{name}"] = flat(rows[:, :, j], pa.float64())
+            cols[f"weighted.{name}"] = flat(rows[:, :, n + j], pa.float64())
+        cols["loss"] = flat(rows[:, :, -1], pa.float64())
+        cols["wall_time"] = flat(np.repeat(self.wall[: self.len], k), pa.float64())
+        history.write_part(self.trial_dir / "history", int(steps[0]), pa.table(cols))

@@ -1,0 +1,224 @@
+"""The one training loop every experiment runs, population-first (a single run is K = 1).
+
+An experiment supplies a `Population`: its stacked parameters, the loss terms of a step for
+all members, its evaluation, snapshot and extra checkpoint state. The loop owns the order of
+things — resume, step, record, evaluate, snapshot, checkpoint, report — divergence per member
+and the session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from latent_sweep import population
+from latent_sweep.errors import UserError
+from latent_sweep.experiments.base import TrialConfig
+from latent_sweep.experiments.recording import Recorder, due, history_every
+from latent_sweep.optim import PopulationAdam
+from latent_sweep.session import Session
+from latent_sweep.timeline import Timeline
+
+
+class TrialDiverged(RuntimeError):
+    """Every member's training produced non-finite values; the trial stops with this reason."""
+
+
+@dataclass
+class Members:
+    """A trial's members: their distinct configs (members that differ only in the seed share
+    one), each member's config index and seed, and the schedules realized once per config."""
+
+    configs: list[Any]  # typed configs, one per distinct member config
+    index: np.ndarray  # [K] member → config
+    seeds: list[int]
+    timelines: list[Timeline]
+    total: int  # steps to train, the same for every member
+
+    @property
+    def cfg(self) -> Any:
+        """Member 0's config: what all members share (shapes, data, intervals, device)."""
+        return self.configs[0]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def curves(self, fn: Callable[[Any, Timeline], np.ndarray], device: torch.device) -> MemberCurves:
+        """Per-step values [total, …] of each distinct config (`fn(cfg, timeline)`), per member."""
+        stacked = np.stack([fn(c, t) for c, t in zip(self.configs, self.timelines, strict=True)], axis=1)
+        return MemberCurves(torch.tensor(stacked, dtype=torch.float32, device=device), self.index)
+
+
+class MemberCurves:
+    """Dense per-step values [total, D, …] of D distinct configs; `at(step)` gives [K, …]."""
+
+    def __init__(self, values: torch.Tensor, index: np.ndarray) -> None:
+        self.values, self.k = values, len(index)
+        self.index = None if values.shape[1] == 1 else torch.tensor(index, device=values.device)
+
+    def at(self, step: int) -> torch.Tensor:
+        row = self.values[step]
+        return row.expand(self.k, *row.shape[1:]) if self.index is None else row.index_select(0, self.index)
+
+
+def build_members(trial_raw: dict, source: str | None = None) -> Members:
+    """Validate every member's config, check they can train as one batched model, realize
+    each distinct config's schedule once."""
+    from latent_sweep.config import validate
+
+    raws = population.member_raws(trial_raw, source)
+    population.check_vectorizable(raws, source)
+    # Members whose configs differ only in the seed share one config (and one schedule).
+    keys = [json.dumps({**r, "seed": None}, sort_keys=True, default=str) for r in raws]
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    order = list(dict.fromkeys(keys))
+    configs: list[TrialConfig] = [validate(raws[first[key]], source) for key in order]
+    timelines = [c.timeline() for c in configs]
+    lengths = {total for _, total in timelines}
+    for j, (timeline, _) in enumerate(timelines[1:], start=1):
+        ref = timelines[0][0]
+        same = (
+            len(timeline) == len(ref)
+            and np.array_equal(timeline.phase_index, ref.phase_index)
+            and timeline.actions == ref.actions
+            and len(lengths) == 1
+        )
+        if not same:
+            member = keys.index(order[j])
+            raise UserError(
+                f"{source or 'config'}: members 0 and {member} have schedules of different length, phases "
+                f"or actions; keyframe STEPs may vary within a population only where they move values, "
+                f"not the end of the schedule, a phase boundary or an action"
+            )
+    return Members(
+        configs=configs,
+        index=np.array([order.index(key) for key in keys], dtype=np.int64),
+        seeds=[int(r.get("seed", 0)) for r in raws],
+        timelines=[t for t, _ in timelines],
+        total=lengths.pop(),
+    )
+
+
+class Population(Protocol):
+    """What an experiment hands the loop."""
+
+    params: torch.Tensor  # [K, P], the one leaf the optimizer updates
+    terms: list[str]  # loss term names, in the order of `losses` columns
+    lr: MemberCurves
+    weight_decay: float
+    decoupled: bool  # AdamW's weight decay (True) or Adam's L2 term in the gradient
+
+    def act(self, step: int) -> None:
+        """Schedule actions at `step`, before training on it (e.g. record anchor latents)."""
+
+    def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unweighted and weighted loss terms [K, n_terms] of this step's batch."""
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """Scores [K] per score name."""
+
+    def snapshot(self) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """Evaluation-set latents [K, n, E] and per-point display columns ([n] each)."""
+
+    def state_dict(self, next_step: int) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def train(pop: Population, members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
+    """Train all members together under their schedules; report statistics over them and
+    checkpoints; returns each member's final scores (member, seed, scores…, diverged_at)."""
+    cfg, total, k = members.cfg, members.total, len(members)
+    device = pop.params.device
+    optimizer = PopulationAdam(pop.params, weight_decay=pop.weight_decay, decoupled=pop.decoupled)
+    alive = torch.ones(k, dtype=torch.bool, device=device)
+    diverged_at = torch.full((k,), -1, dtype=torch.int64, device=device)
+
+    # Continue from the session's checkpoint, dropping history written after it.
+    state = session.restore()
+    start, elapsed, result = 0, 0.0, pd.DataFrame()
+    if state is not None:
+        with torch.no_grad():
+            pop.params.copy_(state["params"])
+        optimizer.load_state_dict(state["adam"])  # copy_ moves a CPU checkpoint onto the device
+        alive.copy_(state["alive"])
+        diverged_at.copy_(state["diverged_at"])
+        pop.load_state_dict(state["experiment"])
+        start, elapsed, result = int(state["step"]), float(state["wall_time"]), pd.DataFrame(state["scores"])
+    every = history_every(cfg.history_every, k, total, 2 * len(pop.terms) + 1)
+    rec = Recorder(
+        session.trial_dir,
+        members.seeds,
+        phase_names(members.timelines[0], total),
+        {
+            p: np.stack([t.dense(p, total, np.nan) for t in members.timelines], 1)
+            for p in members.timelines[0].props
+        },
+        members.index,
+        pop.terms,
+        -(-cfg.checkpoint_every // every) + 1,
+        start,
+        elapsed,
+        device,
+    )
+
+    for step in range(start, total):
+        pop.act(step)
+        raw, weighted = pop.losses(step)
+        loss = weighted.sum(dim=1)  # [K]: members are independent, so one backward serves all
+        # A member whose loss is no longer finite is frozen from here on (its scores become NaN).
+        finite = torch.isfinite(loss)
+        diverged_at = torch.where(alive & ~finite, step, diverged_at)
+        alive = alive & finite
+        loss.sum().backward()
+        optimizer.step(pop.lr.at(step), alive)
+        if step % every == 0:
+            rec.log(step, raw.detach(), weighted.detach(), loss.detach())
+
+        done = step + 1
+        evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
+        if not evaluate_now:
+            continue
+        if not bool(alive.any()):  # one host sync per evaluation
+            first = int(diverged_at.min())
+            raise TrialDiverged(f"every member's loss became non-finite (the first at step {first})")
+        result = member_scores(members, pop.evaluate(), alive, diverged_at)
+        if snapshot_now:
+            rec.snapshot(done, *pop.snapshot())
+        state = None
+        if checkpoint_now:
+            state = {
+                "params": pop.params.detach().clone(),
+                "adam": optimizer.state_dict(),
+                "alive": alive.clone(),
+                "diverged_at": diverged_at.clone(),
+                "experiment": pop.state_dict(done),
+            }
+        names = [c for c in result.columns if c not in ("member", "seed", "diverged_at")]
+        rec.report(session, done, total, result, population.summarize(result, names, success), state)
+    return result
+
+
+def member_scores(
+    members: Members, scores: dict[str, np.ndarray], alive: torch.Tensor, diverged_at: torch.Tensor
+) -> pd.DataFrame:
+    """One row per member: member, seed, scores (NaN for a diverged member), diverged_at."""
+    dead = ~alive.cpu().numpy()
+    frame = pd.DataFrame({"member": np.arange(len(members)), "seed": np.asarray(members.seeds, np.int64)})
+    for name, values in scores.items():
+        frame[name] = np.where(dead, np.nan, np.asarray(values, dtype=np.float64))
+    at = diverged_at.cpu().numpy()
+    frame["diverged_at"] = pd.Series(at, dtype="Int64").mask(at < 0)
+    return frame
+
+
+def phase_names(timeline: Timeline, total: int) -> np.ndarray:
+    """The phase name of every step (None outside any phase), the last phase held past the end."""
+    names = np.array([p.name for p in timeline.phases] + [None], dtype=object)
+    return names[timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]]
