@@ -3,42 +3,92 @@
 A sweep file is a trial config (the *base*) plus a `sweep:` block. `space` maps config paths
 (`schedule.keyframes[5].reg-polar`, `schedule.keyframes[3].STEP`, `labels.mode`, …) to one
 distribution leaf each; `schedule.scale.<property>` multiplies a whole schedule curve (1 when
-unset). A Tune trial's config is `{"params": {path: value}}` (plus Ray's repeat index when
-seeds repeat under Optuna); `trial_config` turns it back into a full trial config, on the
-driver (for `trials.parquet`) and in the trial (to run it) alike.
+unset). `trial_config` turns a Tune trial's config back into the full trial config it runs, on
+the driver (for `trials.parquet`) and in the trial (to run it) alike.
 
-Seeds. `seeds: N` repeats every sampled config over seeds 0…N-1: a grid over `seed` with
-random values held constant across grid variants (random/grid search), or Ray's `Repeater`
-(Optuna, which then sees the mean over seeds). `seeds: {sample: true}` samples the seed.
+Populations. A trial trains a population of members (`members:` in its config, see
+`latent_sweep.population`) and reports, for every score, the mean over members and its
+`_std`, `_min` and `_max`, plus `diverged_rate` and, when the sweep defines `success:`,
+`success_rate`. `sweep.metric` may name any of those, so a search or a scheduler can optimize
+a statistic over seeds.
+
+* `seeds: N` with `population: seeds` (the default): one trial per sampled config trains
+  seeds 0…N-1 as its members. The base carries `members: [{seed: 0}, …]`; the Tune config is
+  `{"params": {path: value}}`. Optuna gets one trial per suggestion and sees the statistic
+  `metric` names.
+* `population: none`: one seed per trial, as a grid over `seed` with random values held
+  constant across grid variants (random/grid search) or Ray's `Repeater` (Optuna, which then
+  sees the mean over the repeats).
+* `pack: M` (random or grid search, fifo scheduler): the sampled configs are drawn on the
+  driver (seeded by `search_seed`, each random draw crossed with the grid) and packed M to a
+  trial; the Tune config is `{"pack": [params_1, …]}` under a grid over the packs, and the
+  members are, for each packed config c and each seed s, `{seed: s, **params_c}` (member
+  index c × seeds + s). Packed paths vary between members, so they must be ones a batched
+  model can vary (`population.vectorizable`).
+* `seeds: {sample: true}` samples one seed per config.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import itertools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from latent_sweep import config
+from latent_sweep import config, population
 from latent_sweep.errors import UserError
 
 TRIAL_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX, without importing Ray here
+PARAMS = "params"  # a Tune config's sampled values: {"params": {path: value}}
+PACK = "pack"  # a packed Tune config's sampled configs: {"pack": [{path: value}, …]}
 SCALE_PREFIX = "schedule.scale."
 SEED_RANGE = 2**31 - 1
-# SPEC §8 score names; a typo in `metric` would otherwise surface only after the first trial reports.
+# Score names; a typo in `metric` would otherwise surface only after the first trial reports.
 SCORE_NAME = re.compile(
     r"recon_mse(_\w+)?|hue_(corr|order|winding)|anchor_error_\w+|planarity_vibrant|norm_error"
     r"|(trustworthiness|continuity|knn_recall|knn_accuracy)_k\d+"
 )
+SCORE_LIST = (
+    "recon_mse, hue_corr, hue_order, hue_winding, anchor_error_<concept>, planarity_vibrant, norm_error, "
+    "trustworthiness_k<k>, …"
+)
+STAT_SUFFIXES = tuple(f"_{s}" for s in population.STATS[1:])  # _std, _min, _max over members
+RATES = ("success_rate", "diverged_rate")
+SUCCESS_EXAMPLE = "hue_order >= 0.999 and abs(hue_winding) == 1"
+# What a success expression may hold: comparisons and arithmetic over score names, `abs`, numbers.
+SUCCESS_NODES = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
+    ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Compare, ast.Eq, ast.NotEq,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Call, ast.Name, ast.Load, ast.Constant,
+)  # fmt: skip
 LEAF_FORMS = (
     "{uniform: [lo, hi]}, {loguniform: [lo, hi]}, {quniform: [lo, hi, q]}, {randint: [lo, hi]} "
     "(hi excluded), {choice: [a, b, …]} or {grid: [a, b, …]}"
 )
+
+
+def is_score(name: str) -> bool:
+    """A member's score (`recon_mse_vibrant`), not a statistic over members (`recon_mse_std`)."""
+    return SCORE_NAME.fullmatch(name) is not None and not name.endswith(STAT_SUFFIXES)
+
+
+def statistic_of(name: str) -> str | None:
+    """The score a reported statistic is over (`hue_corr_std` → hue_corr, `hue_corr` → hue_corr);
+    None for the rates and for anything that is not a reported metric."""
+    if is_score(name):
+        return name
+    if name.endswith(STAT_SUFFIXES) and is_score(name[: -len(STAT_SUFFIXES[0])]):
+        return name[: -len(STAT_SUFFIXES[0])]
+    return None
 
 
 class Strict(BaseModel):
@@ -69,6 +119,9 @@ class SweepBlock(Strict):
     name: str | None = None
     space: dict[str, Any] = {}
     seeds: int | SampledSeed | None = Field(None, description="repeat over seeds 0…N-1, or sample the seed")
+    population: Literal["seeds", "none"] = Field("seeds", description="seeds: a config's seeds in one trial")
+    pack: int = Field(1, ge=1, description="sampled configs per trial (random/grid search, fifo)")
+    success: str | None = Field(None, description="an expression over a member's scores")
     metric: str
     mode: Literal["max", "min"]
     search: Literal["random", "grid", "optuna"] = "random"
@@ -82,6 +135,7 @@ class SweepBlock(Strict):
     max_concurrent: int | None = Field(None, ge=1)
     eval_every: int | None = Field(None, ge=1)
     checkpoint_every: int | None = Field(None, ge=1)
+    history_every: int | None = Field(None, ge=1)
     storage: str | None = None
 
     @field_validator("seeds", mode="before")
@@ -91,6 +145,10 @@ class SweepBlock(Strict):
         if not ok:
             raise ValueError("must be a number of seeds ≥ 1 (repeat over seeds 0…N-1) or {sample: true}")
         return value
+
+
+# Block keys copied into the base trial config when set.
+TRIAL_KEYS = ("eval_every", "checkpoint_every", "history_every")
 
 
 @dataclass(frozen=True)
@@ -119,8 +177,8 @@ class Leaf:
 @dataclass(frozen=True)
 class SweepSpec:
     block: SweepBlock
-    base: dict  # the trial config with the block's interval overrides applied
-    cfg: Any  # the base, validated (its experiment's typed config, defaults filled in)
+    base: dict  # the trial config with the block's trial keys and its seeds as `members` applied
+    cfg: Any  # the base's first member, validated (its experiment's typed config, defaults filled in)
     space: dict[str, Leaf]
     source: str
 
@@ -129,22 +187,68 @@ class SweepSpec:
         return self.block.seeds if isinstance(self.block.seeds, int) else 1
 
     @property
-    def uses_repeater(self) -> bool:
-        return self.block.search == "optuna" and self.seed_repeats > 1
+    def seed_population(self) -> bool:
+        """A trial trains every seed of its config(s) (rather than one seed per trial)."""
+        return self.block.population == "seeds"
 
-    def total_samples(self, num_samples: int) -> int:
-        """Tune's `num_samples`: a Repeater counts every repeat, a grid multiplies it by itself."""
-        return num_samples * self.seed_repeats if self.uses_repeater else num_samples
+    @property
+    def uses_repeater(self) -> bool:
+        return self.block.search == "optuna" and not self.seed_population and self.seed_repeats > 1
+
+    @property
+    def grid_size(self) -> int:
+        return math.prod(len(leaf.args) for leaf in self.space.values() if leaf.kind == "grid")
+
+    @property
+    def config_count(self) -> int:
+        """Sampled configs: `num_samples` draws, each crossed with the grid."""
+        return self.block.num_samples * self.grid_size
+
+    @property
+    def trial_count(self) -> int:
+        if self.block.pack > 1:
+            return -(-self.config_count // self.block.pack)
+        return self.config_count * (1 if self.seed_population else self.seed_repeats)
+
+    @property
+    def tune_samples(self) -> int:
+        """Tune's `num_samples`: a Repeater counts every repeat, a grid multiplies it by itself
+        (packs are one grid)."""
+        if self.block.pack > 1:
+            return 1
+        return self.block.num_samples * self.seed_repeats if self.uses_repeater else self.block.num_samples
 
     def param_space(self) -> dict:
         from ray import tune
 
+        if self.block.pack > 1:
+            return {PACK: tune.grid_search(self.packs())}
         params = {path: leaf.domain() for path, leaf in self.space.items()}
         if isinstance(self.block.seeds, SampledSeed):
             params["seed"] = tune.randint(0, SEED_RANGE)
-        elif self.seed_repeats > 1 and not self.uses_repeater:
+        elif self.seed_repeats > 1 and not self.seed_population and not self.uses_repeater:
             params["seed"] = tune.grid_search(list(range(self.seed_repeats)))
-        return {"params": params}
+        return {PARAMS: params}
+
+    def sampled_configs(self) -> list[dict[str, Any]]:
+        """Every config of a packed sweep, drawn here (seeded by `search_seed`): `num_samples`
+        draws of the random leaves (and of the seed when sampled), each crossed with the grid."""
+        rng = np.random.default_rng(self.block.search_seed)
+        domains = {p: leaf.domain() for p, leaf in self.space.items() if leaf.kind != "grid"}
+        grid = {p: leaf.args for p, leaf in self.space.items() if leaf.kind == "grid"}
+        configs = []
+        for _ in range(self.block.num_samples):
+            drawn = {p: _plain(d.sample(random_state=rng)) for p, d in domains.items()}
+            if isinstance(self.block.seeds, SampledSeed):
+                drawn["seed"] = int(rng.integers(SEED_RANGE))
+            for combo in itertools.product(*grid.values()):
+                values = {**drawn, **dict(zip(grid, combo, strict=True))}
+                configs.append({p: values[p] for p in [*self.space, "seed"] if p in values})
+        return configs
+
+    def packs(self) -> list[list[dict[str, Any]]]:
+        configs, size = self.sampled_configs(), self.block.pack
+        return [configs[i : i + size] for i in range(0, len(configs), size)]
 
     def search_alg(self):
         """The search algorithm, with the concurrency limit applied (Tune ignores
@@ -193,7 +297,7 @@ class SweepSpec:
                 perturbation_interval=self.pbt_interval,
                 quantile_fraction=pbt.quantile_fraction,
                 resample_probability=pbt.resample_probability,
-                hyperparam_mutations={"params": mutations},
+                hyperparam_mutations={PARAMS: mutations},
             )
         return FIFOScheduler()
 
@@ -202,15 +306,42 @@ class SweepSpec:
         pbt = self.block.pbt or Pbt()
         return pbt.perturbation_interval or self.cfg.checkpoint_every
 
+    def describe(self) -> str:
+        """How the sweep's configs and seeds become trials, e.g. "8 sampled configs × 20 seeds
+        as 8 population trials"."""
+        b, n = self.block, self.config_count
+        configs = f"{n} sampled config{'s' * (n != 1)}" + (" (grid)" if self.grid_size > 1 else "")
+        if isinstance(b.seeds, SampledSeed):
+            configs += ", a sampled seed each"
+        elif self.seed_repeats > 1:
+            configs += f" × {self.seed_repeats} seeds"
+        t = self.trial_count
+        trials = f"{t} {'population ' * self.seed_population}trial{'s' * (t != 1)}"
+        if b.pack > 1:
+            size = b.pack * self.seed_repeats
+            return f"{configs}, packed {b.pack} to a trial: {trials} of up to {size} members"
+        return f"{configs} as {trials}"
+
+
+def _plain(value: Any) -> Any:
+    """Ray samples numpy scalars; a trial config must stay plain YAML."""
+    return value.item() if isinstance(value, np.generic) else copy.deepcopy(value)
+
 
 def trial_config(base: dict, tune_config: dict) -> dict:
     """A Tune trial's config → the full trial config it runs (what its `config.yaml` holds)."""
     raw = copy.deepcopy(base)
-    for path, value in tune_config.get("params", {}).items():
-        # Ray samples numpy scalars; the trial config must stay plain YAML.
-        config.set_path(raw, path, value.item() if isinstance(value, np.generic) else value)
+    for path, value in tune_config.get(PARAMS, {}).items():
+        config.set_path(raw, path, _plain(value))
     if TRIAL_INDEX in tune_config:
         raw["seed"] = int(tune_config[TRIAL_INDEX])
+    if PACK in tune_config:
+        seeds = population.overrides(raw)  # the base's members (its seeds), or its own seed
+        raw[population.MEMBERS] = [
+            {**seed, **{path: _plain(v) for path, v in params.items()}}
+            for params in tune_config[PACK]
+            for seed in seeds
+        ]
     return raw
 
 
@@ -219,21 +350,32 @@ def load_spec(raw: dict, source: str | Path) -> SweepSpec:
     source = str(source)
     base, block_raw = config.split_sweep(raw)
     if block_raw is None:
-        raise UserError(f"{source}: has no `sweep:` block; `latent-sweep run` needs one (see SPEC §6)")
+        raise UserError(f"{source}: has no `sweep:` block; `latent-sweep run` needs one (see README)")
     if not isinstance(block_raw, dict):
         raise _err(source, "sweep", f"must be a mapping, but got {block_raw!r:.60}")
     try:
         block = SweepBlock.model_validate(block_raw)
     except pydantic.ValidationError as err:
         raise UserError(config.format_validation_error(err, source, prefix="sweep")) from None
-    for key in ("eval_every", "checkpoint_every"):
+    for key in TRIAL_KEYS:
         if getattr(block, key) is not None:
             base[key] = getattr(block, key)
+    if population.MEMBERS in base and block.seeds is not None:
+        raise _err(
+            source,
+            "sweep.seeds",
+            "is set, but the base config has its own `members`; give the population's seeds in one place",
+        )
+    if block.population == "seeds" and isinstance(block.seeds, int) and block.seeds > 1:
+        base[population.MEMBERS] = [{"seed": s} for s in range(block.seeds)]
     space = {path: _leaf(source, path, value) for path, value in block.space.items()}
-    spec = SweepSpec(block=block, base=base, cfg=config.validate(base, source), space=space, source=source)
+    cfg = config.validate(population.member_raws(base, source)[0], source)
+    spec = SweepSpec(block=block, base=base, cfg=cfg, space=space, source=source)
     _check_space(spec)
+    _check_metric(spec)
     _check_search(spec)
     _check_scheduler(spec)
+    _check_pack(spec)
     if spec.cfg.device == "cuda" and block.resources.gpu == 0:
         raise _err(source, "sweep.resources.gpu", "is 0, but the config asks for `device: cuda`")
     for probe in _probes(spec):
@@ -294,13 +436,63 @@ def _check_space(spec: SweepSpec) -> None:
             except UserError as err:
                 why = str(err).removeprefix(f"config path `{path}`: ")
                 raise _err(src, loc, f"does not name a value in the base config: {why}") from None
-    if not SCORE_NAME.fullmatch(spec.block.metric):
+
+
+def _check_metric(spec: SweepSpec) -> None:
+    """`metric` is a score (the mean over members), a statistic over members or a rate;
+    `success` is an expression over score names that pandas can evaluate."""
+    b, src = spec.block, spec.source
+    if statistic_of(b.metric) is None and b.metric not in RATES:
         raise _err(
             src,
             "sweep.metric",
-            "must be a score name (recon_mse, hue_corr, hue_order, hue_winding, anchor_error_<concept>, "
-            f"planarity_vibrant, norm_error, trustworthiness_k<k>, …), but got `{spec.block.metric}`",
+            f"must be a score name ({SCORE_LIST}; the mean over a trial's members), a score with `_std`, "
+            f"`_min` or `_max` (that statistic over the members), `success_rate` (with `sweep.success`) "
+            f"or `diverged_rate`, but got `{b.metric}`",
         )
+    if b.success is None:
+        if b.metric == "success_rate":
+            raise _err(
+                src,
+                "sweep.metric",
+                "is `success_rate`, but the sweep defines no `sweep.success` expression to count "
+                f"successful members with; add one, e.g. `success: {SUCCESS_EXAMPLE}`",
+            )
+        return
+    try:
+        tree = ast.parse(b.success.strip(), mode="eval")
+    except SyntaxError as err:
+        raise _err(
+            src, "sweep.success", f"is not a valid expression ({err.msg}): `{b.success}`; {_success_hint()}"
+        ) from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id != "abs" and not is_score(node.id):
+            raise _err(
+                src,
+                "sweep.success",
+                f"names `{node.id}`, which is not a score; the expression is evaluated on each member's "
+                f"final scores ({SCORE_LIST}); {_success_hint()}",
+            )
+        called = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "abs"
+        constant = isinstance(node, ast.Constant) and isinstance(node.value, int | float)
+        if not isinstance(node, SUCCESS_NODES) or (isinstance(node, ast.Call) and not called):
+            raise _err(
+                src, "sweep.success", f"uses `{ast.unparse(node)}` in `{b.success}`; {_success_hint()}"
+            )
+        if isinstance(node, ast.Constant) and not constant:
+            raise _err(src, "sweep.success", f"compares with `{node.value!r}`; {_success_hint()}")
+    names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id != "abs"})
+    try:
+        population.success_mask(pd.DataFrame({n: [0.0] for n in names}), b.success)
+    except Exception as err:  # pandas raises many kinds here; all mean the expression is bad
+        raise _err(src, "sweep.success", f"cannot be evaluated ({err}); {_success_hint()}") from None
+
+
+def _success_hint() -> str:
+    return (
+        "expected comparisons of score names, joined with `and`/`or`/`not`, with numbers, arithmetic "
+        f"and `abs(...)`, e.g. `{SUCCESS_EXAMPLE}`"
+    )
 
 
 def _check_search(spec: SweepSpec) -> None:
@@ -338,6 +530,15 @@ def _check_scheduler(spec: SweepSpec) -> None:
             raise _err(
                 src, f"sweep.{name}", f"sets {name} parameters, but `sweep.scheduler` is `{b.scheduler}`"
             )
+    if b.scheduler == "asha" and not spec.seed_population and spec.seed_repeats > 1:
+        raise _err(
+            src,
+            "sweep.scheduler",
+            f"is `asha`, but with `sweep.population: none` each of the {spec.seed_repeats} seeds of a config "
+            "is its own trial, and early stopping would cut some seeds of a config and not others, biasing "
+            "its statistics; use `population: seeds` (the default: one trial trains all seeds of a config "
+            "and reports statistics over them) or `scheduler: fifo`",
+        )
     if b.scheduler != "pbt":
         return
     if b.search != "random":
@@ -368,8 +569,55 @@ def _check_scheduler(spec: SweepSpec) -> None:
         )
 
 
+def _check_pack(spec: SweepSpec) -> None:
+    """Packing needs configs known up front, trials judged whole, and space paths members can vary in."""
+    b, src = spec.block, spec.source
+    if b.pack == 1:
+        return
+    head = f"is {b.pack}, but"
+    if not spec.seed_population:
+        raise _err(
+            src,
+            "sweep.pack",
+            f"{head} `sweep.population` is `none` (one seed per trial), and packing puts several configs "
+            "into one population trial; use `population: seeds` (the default) or `pack: 1`",
+        )
+    if b.search == "optuna":
+        raise _err(
+            src,
+            "sweep.pack",
+            f"{head} `sweep.search` is `optuna`, which suggests each config from the results of the ones "
+            "before it and so cannot draw configs ahead to pack them into one trial; use `search: random` "
+            "or `grid` to pack configs, or `pack: 1`",
+        )
+    if b.scheduler != "fifo":
+        does = {
+            "asha": "stops whole trials early by their reported metric",
+            "pbt": "replaces whole trials' configs with mutated copies of better trials",
+        }[b.scheduler]
+        raise _err(
+            src,
+            "sweep.pack",
+            f"{head} `sweep.scheduler` is `{b.scheduler}`, which {does}, and a packed trial holds up to "
+            f"{b.pack} unrelated configs that must be judged one by one; use `scheduler: fifo` to pack "
+            "configs, or `pack: 1`",
+        )
+    allowed = population.vectorizable(spec.cfg.experiment)
+    for path in spec.space:
+        if not allowed.fullmatch(path):
+            raise _err(
+                src,
+                f"sweep.space.{path}",
+                f"cannot differ between the members of one trial, and with `sweep.pack` {b.pack} every "
+                "sampled path does: members train as one batched model and share its shapes, data and "
+                "labels; only the seed, schedule keyframe values and STEPs, `schedule.scale.*` and scalar "
+                f"term parameters can be packed (paths matching `{allowed.pattern}`); use `pack: 1` to "
+                "sample this path",
+            )
+
+
 def _probes(spec: SweepSpec) -> list[dict]:
-    """Base configs with leaves at representative values (every option of a choice or grid),
+    """Member configs with leaves at representative values (every option of a choice or grid),
     so a value the experiment would reject fails here, before any trial starts."""
     first = {p: leaf.probe() for p, leaf in spec.space.items()}
     variants = [first] + [
@@ -378,4 +626,5 @@ def _probes(spec: SweepSpec) -> list[dict]:
         if leaf.kind in ("choice", "grid")
         for option in leaf.args[1:]
     ]
-    return [trial_config(spec.base, {"params": v}) for v in variants]
+    # The members of a config differ only in their seed: its first member stands for all.
+    return [population.member_raws(trial_config(spec.base, {PARAMS: v}))[0] for v in variants]
