@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("plot", "Draw PNG plots of a sweep or one of its trials.")
     p.add_argument("results_dir", help="sweep results directory (or a trial directory)")
     p.add_argument("trial", nargs="?", help="trial id (default: the best trial)")
+    p.add_argument("--member", type=int, help="member of a population trial (default: its best member)")
     p.add_argument("--kind", default="latent", choices=["latent", "schedule", "curves", "sweep"])
     p.add_argument("--out", default="plots", help="output directory for PNG files")
     return parser

@@ -1,6 +1,10 @@
 """Comparing trials: sort, filter, choose columns; group statistics; Pareto fronts; the
 `table` and `compare` commands.
 
+Rows are members (`latent_sweep.results`): a population trial contributes one row per member,
+so `compare --by` counts and averages members, e.g. the seeds of a config, and the tables of a
+sweep of populations show `member` and `seed` by default.
+
 Best first. Lower is better for `recon_mse*`, `*_error*` (`anchor_error_<concept>`,
 `norm_error`), `planarity_vibrant` and `loss`, also as `best_<score>`; those sort ascending,
 everything else descending. A sweep's own metric follows its `sweep.mode`. `--sort SCORE:min`
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from latent_sweep.errors import UserError
-from latent_sweep.results import META_COLUMNS, Sweep, load_sweeps, lower_is_better, nunique
+from latent_sweep.results import META_COLUMNS, Sweep, load_sweeps, lower_is_better, nunique, row_labels
 from latent_sweep.table_formats import emit, format_cell
 
 KEY_SCORES = ("hue_corr", "hue_order", "recon_mse")
@@ -50,7 +54,8 @@ def key_scores(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
 
 def default_columns(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
     params = [f"config.{p}" for s in sweeps for p in s.params]
-    wanted = ["sweep", "trial_id", "status", *params, *key_scores(df, sweeps), "steps"]
+    members = ["member", "seed"] if "member" in df and (df["member"] > 0).any() else []
+    wanted = ["sweep", "trial_id", *members, "status", *params, *key_scores(df, sweeps), "steps"]
     return [c for c in dict.fromkeys(wanted) if c in df.columns]
 
 
@@ -203,9 +208,7 @@ def compare_command(args: Namespace) -> int:
         columns, maximize = [c for c, _ in pareto], [m for _, m in pareto]
         stats["pareto"] = pareto_front(stats[[f"{c}_mean" for c in columns]].to_numpy(), maximize)
         on_front = pareto_front(df[columns].to_numpy(dtype=float), maximize)
-        ids = df["trial_id"].astype(str)
-        if "sweep" in df:
-            ids = df["sweep"].astype(str) + "/" + ids
+        ids = row_labels(df)
         senses = ", ".join(f"{c}:{'max' if m else 'min'}" for c, m in pareto)
         note = f"trials on the trial-level Pareto front ({senses}): {', '.join(ids[on_front])}"
     shown = stats if args.format == "csv" else _display_stats(stats, scores)

@@ -7,6 +7,9 @@ touches global state. PNGs appear whole (a temporary file, then a rename).
 `plot` picks the trial to draw as: TRIAL when given (an exact trial id, else a unique prefix);
 otherwise the best trial by the sweep's metric (`sweep.metric`/`sweep.mode`, else the first
 key score, best first as in `latent-sweep table`). A trial directory may stand in for the sweep.
+A trial that trains a population draws one member: `--member N`, else its best member by the
+same rule; the latent snapshot, schedule and curves are that member's. A sweep plot draws one
+point (one line) per member.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from matplotlib.patches import Circle
 
 from latent_sweep.compare import key_scores, sort_trials
 from latent_sweep.errors import UserError
+from latent_sweep.population import member_raws
 from latent_sweep.results import (
+    KEY_COLUMNS,
+    Sweep,
     is_trial_dir,
     load_evals,
     load_history,
@@ -52,8 +58,9 @@ def save_figure(fig: Figure, path: Path) -> Path:
 # Latent space
 
 
-def load_latents(trial_dir: str | Path) -> tuple[int, pd.DataFrame]:
-    """The trial's last latent snapshot (`latents/step-<step>.parquet`) and its step."""
+def load_latents(trial_dir: str | Path, member: int = 0) -> tuple[int, pd.DataFrame]:
+    """A member's latents in the trial's last snapshot (`latents/step-<step>.parquet`), and its step.
+    A snapshot without a `member` column holds member 0 alone."""
     matches = ((_SNAPSHOT.fullmatch(p.name), p) for p in (Path(trial_dir) / "latents").glob("step-*.parquet"))
     found = [(int(m[1]), p) for m, p in matches if m]
     if not found:
@@ -62,7 +69,14 @@ def load_latents(trial_dir: str | Path) -> tuple[int, pd.DataFrame]:
             f"only trials that record latents can be drawn with --kind latent"
         )
     step, path = max(found)
-    return step, pd.read_parquet(path)
+    latents = pd.read_parquet(path)
+    if "member" in latents:
+        latents = latents[latents["member"] == member].reset_index(drop=True)
+    elif member != 0:
+        latents = latents.iloc[:0]
+    if latents.empty:
+        raise UserError(f"the latent snapshot `{path}` holds no points of member {member}")
+    return step, latents
 
 
 def latent_pairs(m: int) -> list[tuple[int, int]]:
@@ -182,7 +196,7 @@ def plot_curves(history: pd.DataFrame, evals: pd.DataFrame, title: str = "") -> 
     weighted = [c for c in history.columns if c == "loss" or c.startswith("weighted.")]
     terms = [c for c in history.columns if c.startswith("term.")]
     loss_panels = [p for p in (weighted, terms) if p]
-    scores = [c for c in evals.select_dtypes("number").columns if c != "step"]
+    scores = [c for c in evals.select_dtypes("number").columns if c not in KEY_COLUMNS]
     if not loss_panels and not scores:
         raise UserError("the trial has no history (loss terms) or evaluations (scores) to draw yet")
     cols = 3
@@ -285,55 +299,79 @@ def plot_command(args: Namespace) -> int:
     if args.kind == "sweep":
         paths = _sweep_plots(target, out)
     else:
-        trial_dir, label = pick_trial(target, args.trial)
+        trial_dir, label, member = pick_trial(target, args.trial, args.member)
         path = out / f"{_safe(label)}-{args.kind}.png"
         if args.kind == "latent":
-            step, latents = load_latents(trial_dir)
+            step, latents = load_latents(trial_dir, member)
             fig = plot_latent(latents, title=f"{label} — latents at step {step}")
         elif args.kind == "schedule":
-            table, keys, actions = schedule_curves(read_trial_config(trial_dir))
+            table, keys, actions = schedule_curves(member_raws(read_trial_config(trial_dir))[member])
             fig = plot_schedule(table, keys, actions, title=f"{label} — schedule")
         else:
-            fig = plot_curves(load_history(trial_dir), load_evals(trial_dir), title=f"{label} — training")
+            history, evals = load_history(trial_dir, member), load_evals(trial_dir, member)
+            fig = plot_curves(history, evals, title=f"{label} — training")
         paths = [save_figure(fig, path)]
     for path in paths:
         print(path)
     return 0
 
 
-def pick_trial(target: Path, trial: str | None) -> tuple[Path, str]:
-    """(trial directory, trial label): TRIAL by id or unique prefix, else the best trial."""
-    if target.is_dir() and is_trial_dir(target):
-        if trial:
-            raise UserError(
-                f"`{target}` is a trial directory (it holds the trial's config), so TRIAL `{trial}` "
-                f"cannot select one of its trials; pass the sweep directory instead"
-            )
-        return target, target.resolve().name
-    df, sweeps = load_sweeps([target])
-    ids = df["trial_id"].astype(str)
+def pick_trial(target: Path, trial: str | None, member: int | None = None) -> tuple[Path, str, int]:
+    """(trial directory, label, member): TRIAL by id or unique prefix, else the best trial; in
+    it, `member` when given, else the best member."""
+    if target.is_dir() and is_trial_dir(target) and trial:
+        raise UserError(
+            f"`{target}` is a trial directory (it holds the trial's config), so TRIAL `{trial}` "
+            f"cannot select one of its trials; pass the sweep directory instead"
+        )
+    everything, sweeps = load_sweeps([target])
+    df, ids = everything, everything["trial_id"].astype(str)
     if trial:
         hits = df[ids == trial] if (ids == trial).any() else df[ids.str.startswith(trial)]
-        if len(hits) != 1:
-            shown = ", ".join(ids.head(20)) + (" …" if len(ids) > 20 else "")
-            problem = "matches no trial" if hits.empty else f"matches {len(hits)} trials"
+        if hits["trial_id"].nunique() != 1:
+            unique = list(dict.fromkeys(ids))
+            shown = ", ".join(unique[:20]) + (" …" if len(unique) > 20 else "")
+            problem = "matches no trial" if hits.empty else f"matches {hits['trial_id'].nunique()} trials"
             raise UserError(f"trial `{trial}` {problem} in `{target}`; trial ids: {shown}")
-        row = hits.iloc[0]
-    else:
-        metric = sweeps[0].metric if sweeps[0].metric in df.columns else None
-        metric = metric or next(iter(key_scores(df, sweeps)), None)
-        ranked = sort_trials(df, metric, sweeps) if metric else df.iloc[:0]
-        if ranked.empty or pd.isna(ranked[metric].iloc[0]):
+        df = hits
+    if member is not None:
+        chosen = df[df["member"] == member]
+        if chosen.empty:
+            members = sorted(int(m) for m in df["member"].unique())
+            span = f"{members[0]}–{members[-1]}" if len(members) > 1 else str(members[0])
+            scope = f"trial `{df['trial_id'].iloc[0]}`" if df["trial_id"].nunique() == 1 else "any trial"
             raise UserError(
-                f"no trial in `{target}` has a score to rank by; name one: TRIAL, e.g. {ids.iloc[0]}"
+                f"--member {member} is not a member of {scope} in `{target}`; members are numbered {span}"
             )
-        row = ranked.iloc[0]
+        df = chosen
+    row = df.iloc[0] if len(df) == 1 else _best(df, sweeps, target)
     rel = row.get("trial_dir")
     if not isinstance(rel, str) or not rel:
         raise UserError(f"trial `{row['trial_id']}` in `{target}` has no trial_dir in trials.parquet")
     if not (target / rel).is_dir():
         raise UserError(f"the directory of trial `{row['trial_id']}` (`{target / rel}`) does not exist")
-    return target / rel, str(row["trial_id"])
+    label = str(row["trial_id"])
+    if (everything["trial_id"] == row["trial_id"]).sum() > 1:  # a member of a population
+        label += f"#{int(row['member'])}"
+    return target / rel, label, int(row["member"])
+
+
+def _best(df: pd.DataFrame, sweeps: Sequence[Sweep], target: Path) -> pd.Series:
+    """The best row (member) by the sweep's metric, else the first key score."""
+    metric = sweeps[0].metric if sweeps[0].metric in df.columns else None
+    metric = metric or next(iter(key_scores(df, sweeps)), None)
+    ranked = sort_trials(df, metric, sweeps) if metric else df.iloc[:0]
+    if ranked.empty or pd.isna(ranked[metric].iloc[0]):
+        first = df.iloc[0]
+        if df["trial_id"].nunique() == 1:
+            raise UserError(
+                f"no member of trial `{first['trial_id']}` in `{target}` has a score to rank by; name one "
+                f"with --member, e.g. --member {first['member']}"
+            )
+        raise UserError(
+            f"no trial in `{target}` has a score to rank by; name one: TRIAL, e.g. {first['trial_id']}"
+        )
+    return ranked.iloc[0]
 
 
 def _sweep_plots(target: Path, out: Path) -> list[Path]:
@@ -347,7 +385,9 @@ def _sweep_plots(target: Path, out: Path) -> list[Path]:
     metric = sweep.metric if sweep.metric in df.columns else scores[0]
     maximize = sweep.mode == "max" if sweep.mode in ("max", "min") else not lower_is_better(metric)
     name = _safe(target.resolve().name)
-    title = f"{target.resolve().name} — {len(df)} trials"
+    trials = df["trial_id"].nunique()
+    counted = f"{len(df)} members of {trials} trials" if len(df) > trials else f"{len(df)} trials"
+    title = f"{target.resolve().name} — {counted}"
     return [
         save_figure(plot_sweep(df, params, scores, title), out / f"{name}-sweep.png"),
         save_figure(plot_parallel(df, params, metric, maximize, title), out / f"{name}-parallel.png"),

@@ -1,13 +1,20 @@
 """Reading sweep results: trials of one or more sweeps, a trial's history and evaluations.
 
+Rows are members. A trial trains a population of members (one, unless its config has
+`members:`); every table here has one row per member: `trial_id`, `member`, `seed`, `status`,
+the member's own config flattened (`config.<path>`), its final scores (its last evaluation),
+`best_<score>` (its best evaluation, in each score's direction), `diverged_at`, `steps`,
+`wall_time_s`, `error` and `trial_dir`. A trial's `evals/` and `history/` hold all its members
+(`member` and `seed` columns); files without a `member` column are member 0's.
+
 Where rows come from. `trials.parquet` in a sweep directory is authoritative for the trials it
 lists. A sweep still running, or interrupted, may have none or a stale one, so trial
 directories (a `config.yaml`/`config.json` one or two levels below the sweep directory) that it
-does not list become rows built from their own files, with status `UNKNOWN`: the flattened
-config, final scores (the last evaluation), `best_<score>` (the best evaluation), `steps` (the
-last logged step) and `wall_time_s` (the span of the history's `wall_time`). Listed trials that
-had not finished (not TERMINATED or ERROR) get scores and steps refreshed from their
-directories the same way, since those are newer than the table.
+does not list become rows built from their own files, with status `UNKNOWN`, `steps` the last
+logged step and `wall_time_s` the span of the history's `wall_time`. Listed trials that had not
+finished (not TERMINATED or ERROR) get scores and steps refreshed from their directories the
+same way, since those are newer than the table. Tables written before populations (no `member`
+column) read as member 0 with the config's seed.
 """
 
 from __future__ import annotations
@@ -18,12 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.fs
+import pyarrow.parquet as pq
 
+from latent_sweep import population
 from latent_sweep.config import read_yaml
 from latent_sweep.errors import UserError
-from latent_sweep.history import read_table
+from latent_sweep.history import PART_PREFIX
+from latent_sweep.sweep_spec import statistic_of
 
-META_COLUMNS = ("sweep", "trial_id", "status", "steps", "wall_time_s", "error", "trial_dir")
+META_COLUMNS = (
+    "sweep", "trial_id", "member", "seed", "status", "diverged_at", "steps", "wall_time_s", "error",
+    "trial_dir",
+)  # fmt: skip
+# Columns of evals/ and history/ part files that are not scores or logged values.
+KEY_COLUMNS = ("step", "member", "seed", "diverged_at")
 TERMINAL = frozenset({"TERMINATED", "ERROR"})
 LOWER_IS_BETTER = frozenset({"recon_mse", "norm_error", "planarity_vibrant", "loss"})
 CONFIG_FILES = ("config.yaml", "config.json")
@@ -31,7 +48,8 @@ CONFIG_FILES = ("config.yaml", "config.json")
 
 @dataclass(frozen=True)
 class Sweep:
-    """What `sweep.yaml` says about a sweep: its sampled config paths and key metric."""
+    """What `sweep.yaml` says about a sweep: its sampled config paths and key metric, as a
+    column of member rows (see `_read_sweep`)."""
 
     path: Path
     params: tuple[str, ...]  # config paths, without the `config.` prefix
@@ -48,14 +66,52 @@ def load_trials(*dirs: str | Path) -> pd.DataFrame:
     return load_sweeps(dirs)[0]
 
 
-def load_history(trial_dir: str | Path) -> pd.DataFrame:
-    """A trial's step history (`history/` part files) as one table sorted by step."""
-    return read_table(_trial_path(trial_dir) / "history")
+def load_history(trial_dir: str | Path, member: int | None = None) -> pd.DataFrame:
+    """A trial's step history (`history/` part files) as one table sorted by step; one member's
+    rows when `member` is given."""
+    return _of_member(read_parts(_trial_path(trial_dir) / "history"), member)
 
 
-def load_evals(trial_dir: str | Path) -> pd.DataFrame:
-    """A trial's evaluation history (`evals/` part files) as one table sorted by step."""
-    return read_table(_trial_path(trial_dir) / "evals")
+def load_evals(trial_dir: str | Path, member: int | None = None) -> pd.DataFrame:
+    """A trial's evaluation history (`evals/` part files) as one table sorted by step; one
+    member's rows when `member` is given."""
+    return _of_member(read_parts(_trial_path(trial_dir) / "evals"), member)
+
+
+def _of_member(table: pd.DataFrame, member: int | None) -> pd.DataFrame:
+    """Rows of one member (a table without a `member` column is member 0's)."""
+    if member is None:
+        return table
+    if "member" in table:
+        return table[table["member"] == member].reset_index(drop=True)
+    return table if member == 0 else table.iloc[:0]
+
+
+def read_parts(directory: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The part files (`part-<step>.parquet`) of a directory, local or a URI (s3://, gs://, file://),
+    as one table sorted by step; empty when there are none. `columns`: those of them a part has."""
+    directory = str(directory)
+    if "://" in directory:
+        fs, root = pyarrow.fs.FileSystem.from_uri(directory)
+    else:
+        fs, root = pyarrow.fs.LocalFileSystem(), str(Path(directory).absolute())
+    found = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    parts = sorted(  # zero-padded first steps: names sort in step order; temporaries start with "."
+        i.path
+        for i in found
+        if i.type == pyarrow.fs.FileType.File
+        and i.base_name.startswith(PART_PREFIX)
+        and i.base_name.endswith(".parquet")
+    )
+    if not parts:
+        return pd.DataFrame({"step": pd.Series([], dtype="int64")})
+    tables = []
+    for part in parts:
+        with fs.open_input_file(part) as f:
+            names = None if columns is None else [c for c in columns if c in pq.read_schema(f).names]
+            tables.append(pq.read_table(f, columns=names))
+    table = pa.concat_tables(tables, promote_options="default")
+    return table.to_pandas().sort_values("step", kind="stable").reset_index(drop=True)
 
 
 def _trial_path(trial_dir: str | Path) -> Path:
@@ -87,29 +143,44 @@ def _load_sweep(path: Path) -> tuple[pd.DataFrame, Sweep]:
     if not path.is_dir():
         raise UserError(f"results directory `{path}` does not exist")
     found = {_rel(d, path): d for d in _trial_dirs(path)}
+    from_dirs: dict[str, list[dict[str, Any]]] = {}
+
+    def dir_rows(rel: str) -> list[dict[str, Any]]:
+        if rel not in from_dirs:
+            from_dirs[rel] = _dir_rows(found[rel], rel)
+        return from_dirs[rel]
+
     table = path / "trials.parquet"
     rows: list[dict[str, Any]] = pd.read_parquet(table).to_dict("records") if table.exists() else []
     listed: set[str] = set()
     for row in rows:
+        row.setdefault("member", 0)  # a table from before populations: one member per trial
+        if "config.seed" in row:
+            row.setdefault("seed", row["config.seed"])
         rel = _row_dir(row, found)
         if rel is None:
             continue
         listed.add(rel)
-        if row.get("status") not in TERMINAL:
-            row.update({k: v for k, v in _dir_row(found[rel], rel).items() if _refreshed(k)})
-    rows += [_dir_row(d, rel) for rel, d in found.items() if rel not in listed]
+        fresh = dir_rows(rel) if row.get("status") not in TERMINAL else []
+        if int(row["member"]) < len(fresh):
+            row.update({k: v for k, v in fresh[int(row["member"])].items() if _refreshed(k)})
+    rows += [row for rel in found if rel not in listed for row in dir_rows(rel)]
     if not rows:
         raise UserError(
             f"no trials found in `{path}`: expected a trials.parquet or trial directories "
             f"with a config.yaml one or two levels down"
         )
     frame = pd.DataFrame(rows)
+    first = [c for c in ("trial_id", "member", "seed", "status") if c in frame]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
     return frame, _read_sweep(path, frame)
 
 
 def _refreshed(column: str) -> bool:
-    """Columns a trial's own files bring up to date: scores, best scores, steps, wall time."""
-    return column in ("steps", "wall_time_s") or not (column in META_COLUMNS or column.startswith("config."))
+    """Columns a trial's own files bring up to date: scores, best scores, divergence, steps, wall time."""
+    return column in ("diverged_at", "steps", "wall_time_s") or not (
+        column in META_COLUMNS or column.startswith("config.")
+    )
 
 
 def _rel(d: Path, root: Path) -> str:
@@ -147,24 +218,56 @@ def _row_dir(row: dict[str, Any], found: dict[str, Path]) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _dir_row(trial_dir: Path, rel: str) -> dict[str, Any]:
-    config = read_trial_config(trial_dir)
-    evals = read_table(trial_dir / "evals")
-    history = read_table(trial_dir / "history")
-    row: dict[str, Any] = {"trial_id": trial_dir.name if rel != "." else trial_dir.resolve().name}
-    row["status"] = "UNKNOWN"
-    row.update(flatten(config, "config"))
-    scores = [c for c in evals.select_dtypes("number").columns if c != "step"]
-    if len(evals):
-        row.update({s: evals[s].iloc[-1] for s in scores})
-        row.update({f"best_{s}": evals[s].min() if lower_is_better(s) else evals[s].max() for s in scores})
+def _dir_rows(trial_dir: Path, rel: str) -> list[dict[str, Any]]:
+    """A trial directory's member rows, from its own files."""
+    history = read_parts(trial_dir / "history", columns=("step", "wall_time"))
+    evals = read_parts(trial_dir / "evals")
     logged = [int(t["step"].max()) for t in (history, evals) if len(t)]
-    row["steps"] = max(logged, default=0)
+    span = None
     if "wall_time" in history and len(history):
-        row["wall_time_s"] = float(history["wall_time"].iloc[-1] - history["wall_time"].iloc[0])
-    row["error"] = None
-    row["trial_dir"] = rel
-    return row
+        span = float(history["wall_time"].max() - history["wall_time"].min())
+    return member_rows(
+        trial_dir.name if rel != "." else trial_dir.resolve().name,
+        "UNKNOWN",
+        read_trial_config(trial_dir),
+        evals,
+        steps=max(logged, default=0),
+        wall_time_s=span,
+        error=None,
+        trial_dir=rel,
+    )
+
+
+def member_rows(
+    trial_id: str, status: str, trial_raw: dict, evals: pd.DataFrame, **tail: Any
+) -> list[dict[str, Any]]:
+    """One row per member of a trial (see the module doc) from its config and its evaluations;
+    `tail` (steps, wall_time_s, error, trial_dir) goes on every row."""
+    scores = [c for c in evals.select_dtypes("number").columns if c not in KEY_COLUMNS]
+    rows = []
+    for member, raw in enumerate(population.member_raws(trial_raw)):
+        own = _of_member(evals, member)
+        row: dict[str, Any] = {"trial_id": trial_id, "member": member, "seed": raw.get("seed", 0)}
+        row["status"] = status
+        row.update(flatten(raw, "config"))
+        if len(own):
+            row.update({s: own[s].iloc[-1] for s in scores})
+            row.update({f"best_{s}": own[s].min() if lower_is_better(s) else own[s].max() for s in scores})
+        diverged = own["diverged_at"].dropna() if "diverged_at" in own else []
+        row["diverged_at"] = int(diverged.iloc[0]) if len(diverged) else None
+        rows.append({**row, **tail})
+    return rows
+
+
+def row_labels(df: pd.DataFrame) -> pd.Series:
+    """Row names for listings: `trial_id`, `trial_id#member` in a sweep of populations,
+    `sweep/…` when rows come from several sweeps."""
+    labels = df["trial_id"].astype(str)
+    if "member" in df and (df["member"] > 0).any():
+        labels = labels + "#" + df["member"].astype(str)
+    if "sweep" in df:
+        labels = df["sweep"].astype(str) + "/" + labels
+    return labels
 
 
 def flatten(value: Any, prefix: str) -> dict[str, Any]:
@@ -197,7 +300,12 @@ def _read_sweep(path: Path, frame: pd.DataFrame) -> Sweep:
     metric, mode = spec.get("metric"), spec.get("mode")
     metric = metric[0] if isinstance(metric, list) and metric else metric
     mode = mode[0] if isinstance(mode, list) and mode else mode
-    return Sweep(path, params, str(metric) if metric else None, str(mode) if mode else None)
+    # The metric as a column of member rows: a statistic's score (`hue_corr_min` → hue_corr); the
+    # spread of a score (`_std`) ranks members by the score's own direction; rates have no column.
+    score = statistic_of(str(metric)) if metric else None
+    if score is None or str(metric).endswith("_std"):
+        mode = None
+    return Sweep(path, params, score, str(mode) if mode else None)
 
 
 def nunique(column: pd.Series) -> int:

@@ -2,9 +2,14 @@
 
 The results directory is `<storage>/<name>`: Ray's experiment directory plus `sweep.yaml` (the
 effective sweep file, schedule inlined and overrides applied: `resume` and `table` read it),
-one directory per trial and `trials.parquet`. Local Ray is started in-process unless
-`--address` names a cluster. Storage may be a local path or a URI (s3://, gs://); only a local
-results directory can be locked against a second concurrent `run` or `resume`.
+one directory per trial and `trials.parquet` (one row per member). Local Ray is started
+in-process unless `--address` names a cluster. Storage may be a local path or a URI (s3://,
+gs://); only a local results directory can be locked against a second concurrent `run` or
+`resume`.
+
+The leaderboard printed at the end has one row per sampled config (a trial, or one config of a
+packed trial) with the statistics its trial reported over its seeds, recomputed from the member
+rows (`population.summarize`), best first by the sweep's metric.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import pyarrow.fs
 import yaml
 from ray import cloudpickle, tune
 
-from latent_sweep import config
+from latent_sweep import config, population
 from latent_sweep import trials as trials_parquet
 from latent_sweep.errors import UserError
-from latent_sweep.sweep_spec import SweepSpec, load_spec
+from latent_sweep.results import KEY_COLUMNS, META_COLUMNS
+from latent_sweep.sweep_spec import SampledSeed, SweepSpec, load_spec
 
 SWEEP_FILE = "sweep.yaml"
 LOCK_FILE = ".latent-sweep.lock"
@@ -94,10 +100,11 @@ def _set_aside_replaced(path: str, rows: list[dict]) -> None:
 def _prune_checkpoints(path: str, rows: list[dict]) -> None:
     """Finished trials keep their last KEEP_CHECKPOINTS checkpoints (unfinished ones keep all)."""
     fs, root = _fs(path)
-    for row in rows:
-        if row["status"] not in ("TERMINATED", "ERROR"):
+    statuses = {row["trial_dir"]: row["status"] for row in rows}  # rows are members: once per trial
+    for trial_dir, status in statuses.items():
+        if status not in ("TERMINATED", "ERROR"):
             continue
-        selector = pyarrow.fs.FileSelector(f"{root}/{row['trial_dir']}", allow_not_found=True)
+        selector = pyarrow.fs.FileSelector(f"{root}/{trial_dir}", allow_not_found=True)
         found = [i for i in fs.get_file_info(selector) if i.type == pyarrow.fs.FileType.Directory]
         checkpoints = sorted(i.path for i in found if i.base_name.startswith("checkpoint_"))
         for old in checkpoints[:-KEEP_CHECKPOINTS]:
@@ -116,19 +123,18 @@ def _is_uri(path: str) -> bool:
 
 def _describe(spec: SweepSpec) -> str:
     b = spec.block
-    seeds = f" × {b.seeds} seeds" if isinstance(b.seeds, int) and b.seeds > 1 else ""
-    grid = " × grid" if any(leaf.kind == "grid" for leaf in spec.space.values()) else ""
     return (
-        f"{b.num_samples} sampled config(s){seeds}{grid}, search {b.search}, scheduler {b.scheduler}, "
-        f"{b.metric} ({b.mode}), {b.resources.cpu:g} cpu + {b.resources.gpu:g} gpu per trial"
+        f"{spec.describe()}, search {b.search}, scheduler {b.scheduler}, {b.metric} ({b.mode}), "
+        f"{b.resources.cpu:g} cpu + {b.resources.gpu:g} gpu per trial"
     )
 
 
 def _trainable(spec: SweepSpec, path: str):
     from latent_sweep.tune_adapter import trainable
 
+    b = spec.block
     results_dir = None if _is_uri(path) else path
-    return trainable(spec.base, results_dir, spec.source, spec.block.resources.cpu, spec.block.resources.gpu)
+    return trainable(spec.base, results_dir, spec.source, b.resources.cpu, b.resources.gpu, b.success)
 
 
 def trial_dirname(trial) -> str:
@@ -142,7 +148,7 @@ def _tuner(spec: SweepSpec, path: str, name: str):
     tune_config = tune.TuneConfig(
         search_alg=spec.search_alg(),
         scheduler=spec.scheduler(),
-        num_samples=spec.total_samples(b.num_samples),
+        num_samples=spec.tune_samples,
         trial_dirname_creator=trial_dirname,
         # A trial's process is reused for the next one: no second start of Python, torch and Ray.
         reuse_actors=True,
@@ -183,16 +189,48 @@ def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
         return
     df = pd.DataFrame(rows)
     b = spec.block
-    counts = df["status"].value_counts().to_dict()
-    print("trials: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
-    if b.metric in df:
-        df = df.sort_values(b.metric, ascending=b.mode == "min", na_position="last")
-    params = [f"config.{p}" for p in spec.space] + (["config.seed"] if b.seeds is not None else [])
-    shown = ["trial_id", "status", *params, b.metric, "recon_mse", "hue_corr", "hue_order", "steps", "error"]
-    shown = [c for c in dict.fromkeys(shown) if c in df and df[c].notna().any()]
-    table = df[shown].head(LEADERBOARD_ROWS)
+    trials = df.drop_duplicates("trial_id")
+    counts = trials["status"].value_counts().to_dict()
+    members = f" ({len(df)} members)" if len(df) > len(trials) else ""
+    print("trials: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + members)
+    table = config_summaries(df, spec)
+    if b.metric in table:
+        table = table.sort_values(b.metric, ascending=b.mode == "min", na_position="last", kind="stable")
+    shown = [c for c in table.columns if table[c].notna().any()]
+    table = table[shown].head(LEADERBOARD_ROWS)
     table.columns = [c.removeprefix("config.") for c in shown]
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=60))
+
+
+def config_summaries(df, spec: SweepSpec):
+    """One row per sampled config (its trial and sampled values): its seeds and, over them, the
+    statistics its trial reported (`population.summarize`): the sweep's metric, then the mean
+    recon_mse, hue_corr and hue_order."""
+    import pandas as pd
+
+    b = spec.block
+    params = [f"config.{p}" for p in spec.space]
+    if isinstance(b.seeds, SampledSeed) or not spec.seed_population:
+        params.append("config.seed")  # one seed per config: show it
+    params = [c for c in dict.fromkeys(params) if c in df]
+    scores = [
+        c
+        for c in df.columns
+        if c not in (*META_COLUMNS, *KEY_COLUMNS) and not c.startswith(("config.", "best_"))
+    ]
+    key = ["trial_id", *params]
+    out = []
+    for _, group in df.groupby(key, sort=False, dropna=False):
+        first = group.iloc[0]
+        row = {c: first[c] for c in ["trial_id", "status", *params]}
+        row["seeds"] = len(group)
+        stats = population.summarize(group, scores, b.success) if scores else {}
+        picked = [b.metric, "success_rate", "recon_mse", "hue_corr", "hue_order"]
+        row.update({k: stats[k] for k in dict.fromkeys(picked) if k in stats})
+        row.update({c: first[c] for c in ("steps", "error")})
+        out.append(row)
+    table = pd.DataFrame(out)
+    return table if (table["seeds"] > 1).any() else table.drop(columns="seeds")
 
 
 class Progress(tune.Callback):

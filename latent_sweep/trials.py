@@ -1,11 +1,15 @@
-"""`trials.parquet`: one row per trial of a sweep, built from Ray's own records of the experiment.
+"""`trials.parquet`: one row per member of every trial of a sweep, from Ray's records and the
+trials' own evaluations.
 
-Rows come from `ray.tune.ExperimentAnalysis` (works for local paths and URIs alike): status,
-config, the last reported metrics (final scores), every report (for `best_<score>`), and the
-pickled error of a failed trial. Columns: `trial_id`, `status`, `config.<path>` (the full
-trial config it ran, flattened in the sweep's path syntax), final scores, `best_<score>`,
-`steps`, `wall_time_s` (Ray's training time of the trial), `error` and `trial_dir` (relative
-to the sweep directory). The schema is explicit: no column type is left to inference.
+Ray's `ExperimentAnalysis` (local paths and URIs alike) gives each trial's status, its config
+(turned back into the full trial config by `sweep_spec.trial_config`), its last report (`steps`,
+`wall_time_s`: Ray's training time) and the pickled error of a failed trial. Each trial's
+`evals/` part files, read from its directory in storage through pyarrow's filesystems, give each
+member's final scores (its last evaluation), `best_<score>` (its best one, in each score's
+direction) and `diverged_at`. Columns: `trial_id`, `member`, `seed`, `status`, `config.<path>`
+(the member's full config, flattened in the sweep's path syntax), final scores, `best_<score>`,
+`diverged_at`, `steps`, `wall_time_s`, `error` and `trial_dir` (relative to the sweep directory).
+The schema is explicit: no column type is left to inference.
 """
 
 from __future__ import annotations
@@ -13,17 +17,17 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.fs
 import pyarrow.parquet as pq
 
-from latent_sweep.results import flatten, lower_is_better
-from latent_sweep.sweep_spec import SCORE_NAME, trial_config
+from latent_sweep.results import member_rows, read_parts
+from latent_sweep.sweep_spec import trial_config
 
 FILE = "trials.parquet"
-HEAD = [("trial_id", pa.string()), ("status", pa.string())]
+HEAD = [("trial_id", pa.string()), ("member", pa.int64()), ("seed", pa.int64()), ("status", pa.string())]
 TAIL = [
+    ("diverged_at", pa.int64()),
     ("steps", pa.int64()),
     ("wall_time_s", pa.float64()),
     ("error", pa.string()),
@@ -32,27 +36,24 @@ TAIL = [
 
 
 def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
-    """One dict per trial of the experiment at `experiment_path` (a local path or a URI)."""
+    """One dict per member of each trial of the experiment at `experiment_path` (a path or a URI)."""
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(experiment_path)
-    frames = analysis.trial_dataframes
     rows = []
     for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
         last = trial.last_result or {}
-        reports = frames.get(trial.trial_id, pd.DataFrame())
-        scores = sorted(k for k in last if SCORE_NAME.fullmatch(k))
-        row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
-        row.update(flatten(trial_config(base, trial.config), "config"))
-        row.update({s: last[s] for s in scores})
-        for s in scores:
-            values = reports[s] if s in reports else pd.Series([last[s]])
-            row[f"best_{s}"] = values.min() if lower_is_better(s) else values.max()
-        row["steps"] = int(last.get("step", 0))
-        row["wall_time_s"] = last.get("time_total_s")
-        row["error"] = error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None
-        row["trial_dir"] = PurePosixPath(trial.path).name
-        rows.append(row)
+        trial_dir = PurePosixPath(trial.path).name
+        rows += member_rows(
+            trial.trial_id,
+            trial.status,
+            trial_config(base, trial.config),
+            read_parts(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
+            steps=int(last.get("step", 0)),
+            wall_time_s=last.get("time_total_s"),
+            error=error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None,
+            trial_dir=trial_dir,
+        )
     return rows
 
 
@@ -65,11 +66,13 @@ def error_reason(err: BaseException | None) -> str:
 
 
 def to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows → a table: fixed columns typed as in HEAD/TAIL, config columns by their values,
+    scores and best scores as float64."""
     names = list(dict.fromkeys(k for row in rows for k in row))
     fixed = dict(HEAD + TAIL)
     configs = [n for n in names if n.startswith("config.")]
-    finals = [n for n in names if SCORE_NAME.fullmatch(n)]
     bests = [n for n in names if n.startswith("best_")]
+    finals = [n for n in names if n not in fixed and n not in configs and n not in bests]
     fields = [pa.field(n, t) for n, t in HEAD]
     fields += [pa.field(n, _config_type([row.get(n) for row in rows])) for n in configs]
     fields += [pa.field(n, pa.float64()) for n in finals + bests]
@@ -80,7 +83,7 @@ def to_table(rows: list[dict[str, Any]]) -> pa.Table:
         values = [row.get(field.name) for row in rows]
         if field.name in configs and field.type == pa.string():
             values = [None if v is None else str(v) for v in values]
-        columns[field.name] = pa.array(values, type=fixed.get(field.name, field.type))
+        columns[field.name] = pa.array(values, type=field.type, from_pandas=True)
     return pa.table(columns, schema=schema)
 
 

@@ -50,8 +50,12 @@ class RaySession:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def train_trial(tune_config: dict, *, base: dict, results_dir: str | None, source: str) -> None:
-    """One Tune trial: build its config, fit torch to its resources, run it through a RaySession.
+def train_trial(
+    tune_config: dict, *, base: dict, results_dir: str | None, source: str, success: str | None = None
+) -> None:
+    """One Tune trial: build its config (with its population's `members`), fit torch to its
+    resources, run it through a RaySession; its reports carry `success_rate` when `success`
+    (the sweep's expression over a member's scores) is given.
 
     `results_dir` is the sweep's local results directory, or None when storage is a URI.
     """
@@ -66,10 +70,12 @@ def train_trial(tune_config: dict, *, base: dict, results_dir: str | None, sourc
         raw["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
     working_dir = Path(context.get_trial_dir())
     trial_dir = Path(results_dir, working_dir.name) if results_dir else working_dir
-    run_trial(raw, RaySession(trial_dir), source=source)
+    run_trial(raw, RaySession(trial_dir), source=source, success=success)
 
 
-def trainable(base: dict, results_dir: str | None, source: str, cpu: float, gpu: float):
+def trainable(
+    base: dict, results_dir: str | None, source: str, cpu: float, gpu: float, success: str | None = None
+):
     """The Tune trainable for a sweep: `train_trial` with its fixed arguments and resources."""
-    fn = tune.with_parameters(train_trial, base=base, results_dir=results_dir, source=source)
+    fn = tune.with_parameters(train_trial, base=base, results_dir=results_dir, source=source, success=success)
     return tune.with_resources(fn, {"cpu": cpu, "gpu": gpu})

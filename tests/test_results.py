@@ -29,7 +29,8 @@ DEFAULT_COLUMNS = [
 ]
 ALPHA_SCORES = "hue_corr, hue_order, recon_mse, anchor_error_red, trustworthiness_k10"
 ALPHA_LISTING = (
-    f"available scores: {ALPHA_SCORES}; other columns: trial_id, status, best_hue_corr, best_hue_order, "
+    f"available scores: {ALPHA_SCORES}; other columns: trial_id, member, seed, status, best_hue_corr, "
+    "best_hue_order, "
     "best_recon_mse, best_anchor_error_red, best_trustworthiness_k10, steps, wall_time_s, error, "
     "trial_dir; config columns: config.seed, config.labels.mode, config.schedule.scale.reg-polar"
 )
