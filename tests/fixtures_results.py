@@ -1,8 +1,10 @@
-"""Result directories for the results/plots tests, built per the layout in SPEC §5 and §8.
+"""Result directories for the results/plots tests, built per the trial layout in the README.
 
 `alpha`: a finished sweep (sweep.yaml + trials.parquet) of four trials whose final scores are
 the hand-checkable numbers in ALPHA. `beta`: an interrupted sweep without trials.parquet, two
-trial directories (one and two levels down).
+trial directories (one and two levels down). Both are written as before populations (no
+`member` column anywhere). `gamma`: a sweep of population trials (GAMMA): packed configs × two
+seeds, `members:` in each config.yaml and `member`/`seed` columns in evals, history and latents.
 """
 
 from __future__ import annotations
@@ -47,9 +49,19 @@ def trial_config(mode: str, scale: float, seed: int) -> dict:
     }
 
 
-def make_trial(trial_dir: Path, config: dict, final: dict[str, float], latent_dims: int = 4) -> None:
-    """config.yaml, history in two parts, evals (final row = `final`), two latent snapshots."""
-    rng = np.random.default_rng(config["seed"])
+def make_trial(
+    trial_dir: Path,
+    config: dict,
+    final: dict[str, float] | list[dict[str, float]],
+    latent_dims: int = 4,
+    diverged_at: dict[int, int] | None = None,
+) -> None:
+    """config.yaml, history in two parts, evals (final row = `final`), two latent snapshots.
+    `final` as a list: one dict per member, and every file holds all members (`member`, `seed`
+    columns); `diverged_at` maps a member to the step it diverged at (its final scores NaN)."""
+    members = final if isinstance(final, list) else None
+    seeds = [m["seed"] for m in config["members"]] if members else [config["seed"]]
+    rng = np.random.default_rng(seeds[0])
     trial_dir.mkdir(parents=True)
     (trial_dir / "config.yaml").write_text(yaml.safe_dump(config))
     steps = np.arange(0, STEPS + 1, 10, dtype=np.int64)
@@ -68,22 +80,63 @@ def make_trial(trial_dir: Path, config: dict, final: dict[str, float], latent_di
         }
     )
     history["loss"] = history["weighted.recon"] + history["weighted.reg-polar"]
+    if members:
+        history = _per_member(history, seeds)
     for first, part in ((0, history[history.step < 50]), (50, history[history.step >= 50])):
         write_part(trial_dir / "history", first, pa.Table.from_pandas(part, preserve_index=False))
-    evals = pd.DataFrame([{k: v * 0.5 for k, v in final.items()}, final])
-    evals.insert(0, "step", np.array([50, STEPS], dtype=np.int64))
-    write_part(trial_dir / "evals", 0, pa.Table.from_pandas(evals, preserve_index=False))
+    if members:
+        write_part(trial_dir / "evals", 0, member_evals(members, seeds, diverged_at or {}))
+    else:
+        evals = pd.DataFrame([{k: v * 0.5 for k, v in final.items()}, final])
+        evals.insert(0, "step", np.array([50, STEPS], dtype=np.int64))
+        write_part(trial_dir / "evals", 0, pa.Table.from_pandas(evals, preserve_index=False))
     n = 60
     z = rng.normal(size=(n, latent_dims))
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     latents = pd.DataFrame({f"z{i}": z[:, i] for i in range(latent_dims)})
     latents[["r", "g", "b"]] = rng.uniform(size=(n, 3))
     latents["label"] = np.where(latents["r"] > 0.5, "red", "other")
+    if members:  # member m holds 10 + m points
+        latents = pd.concat(
+            [latents.iloc[: 10 + m].assign(member=m, seed=s) for m, s in enumerate(seeds)], ignore_index=True
+        )
     (trial_dir / "latents").mkdir()
     for step, scale in ((50, 2.0), (STEPS, 1.0)):
-        latents.assign(**{f"z{i}": z[:, i] * scale for i in range(latent_dims)}).to_parquet(
+        latents.assign(**{f"z{i}": latents[f"z{i}"] * scale for i in range(latent_dims)}).to_parquet(
             trial_dir / "latents" / f"step-{step:09d}.parquet"
         )
+
+
+def _per_member(table: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:
+    """Every row once per member, members of a step together, `member` and `seed` after `step`."""
+    out = pd.concat([table.assign(member=m, seed=s) for m, s in enumerate(seeds)], ignore_index=True)
+    out = out.sort_values(["step", "member"], kind="stable").reset_index(drop=True)
+    return out[["step", "member", "seed", *table.columns.drop("step")]]
+
+
+def member_evals(finals: list[dict[str, float]], seeds: list[int], diverged_at: dict[int, int]) -> pa.Table:
+    """Two evaluations (step 50: half the final values; STEPS: the finals) of every member, with
+    the loop's explicit schema; a diverged member has NaN scores and `diverged_at` from then on."""
+    rows = []
+    for step in (50, STEPS):
+        for m, (final, seed) in enumerate(zip(finals, seeds, strict=True)):
+            gone = m in diverged_at and diverged_at[m] <= step
+            scores = {k: np.nan if gone else v * (0.5 if step == 50 else 1.0) for k, v in final.items()}
+            rows.append(
+                {
+                    "step": step,
+                    "member": m,
+                    "seed": seed,
+                    **scores,
+                    "diverged_at": diverged_at[m] if gone else None,
+                }
+            )
+    schema = pa.schema(
+        [("step", pa.int64()), ("member", pa.int64()), ("seed", pa.int64())]
+        + [(k, pa.float64()) for k in finals[0]]
+        + [("diverged_at", pa.int64())]
+    )
+    return pa.table({f.name: pa.array([r[f.name] for r in rows], type=f.type) for f in schema}, schema=schema)
 
 
 def make_sweep(root: Path, trials: dict, with_table: bool, nested: tuple[str, ...] = ()) -> Path:
@@ -121,3 +174,38 @@ def make_results(tmp: Path) -> tuple[Path, Path]:
     alpha = make_sweep(tmp / "alpha", ALPHA, with_table=True)
     beta = make_sweep(tmp / "beta", BETA, with_table=False, nested=("b1",))
     return alpha, beta
+
+
+# trial_id: (labels.mode, [(scale, final scores in SCORES order) per packed config], diverged members)
+# Members: for each config, seeds 0 and 1 (member index = config × 2 + seed); the second score
+# tuple of a config is its seed-1 member's.
+GAMMA = {
+    "g0": ("soft", [(0.5, [(0.90, 1.0, 0.002, 0.10, 0.95), (0.80, 0.9, 0.003, 0.20, 0.94)]),
+                    (2.0, [(0.60, 0.7, 0.005, 0.30, 0.90), (0.50, 0.5, 0.009, 0.40, 0.80)])], {3: 70}),
+    "g1": ("soft", [(1.0, [(0.95, 1.0, 0.001, 0.05, 0.97), (0.85, 1.0, 0.004, 0.15, 0.96)])], {}),
+}  # fmt: skip
+GAMMA_SPACE = {"schedule.scale.reg-polar": {"loguniform": [0.1, 10]}}
+
+
+def gamma_members(trial_id: str) -> list[tuple[float, int, dict[str, float]]]:
+    """(scale, seed, final scores) of each member of a GAMMA trial, in member order."""
+    _, configs, _ = GAMMA[trial_id]
+    return [
+        (scale, seed, dict(zip(SCORES, values, strict=True)))
+        for scale, per_seed in configs
+        for seed, values in enumerate(per_seed)
+    ]
+
+
+def make_population_sweep(root: Path) -> Path:
+    """`gamma`: population trials (packed configs × seeds 0 and 1), no trials.parquet."""
+    root.mkdir(parents=True)
+    sweep = {"space": GAMMA_SPACE, "metric": "hue_corr", "mode": "max", "seeds": 2, "pack": 2}
+    (root / "sweep.yaml").write_text(yaml.safe_dump({"experiment": "autoencoder", "sweep": sweep}))
+    for trial_id, (mode, _, diverged) in GAMMA.items():
+        members = gamma_members(trial_id)
+        config = trial_config(mode, 1.0, 0)
+        del config["sweep_params"]
+        config["members"] = [{"seed": seed, "schedule.scale.reg-polar": scale} for scale, seed, _ in members]
+        make_trial(root / trial_id, config, [final for _, _, final in members], diverged_at=diverged)
+    return root

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_results import make_results
+from fixtures_results import SCORES, make_population_sweep, make_results
 from matplotlib.image import imread
 from matplotlib.patches import Circle
 
@@ -22,6 +22,7 @@ from latent_sweep.plots import (
     point_colors,
     schedule_curves,
 )
+from latent_sweep.population import member_raws
 from latent_sweep.results import load_evals, load_history, read_trial_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -197,3 +198,47 @@ def test_curves_use_log_axes_for_losses(sweeps):
     ]
     labels = [line.get_label() for line in weighted.lines if not line.get_label().startswith("_")]
     assert labels == ["weighted.recon", "weighted.reg-polar", "loss"]
+
+
+# ---------------------------------------------------------------------------------------
+# Populations: one member of a trial
+
+
+@pytest.fixture(scope="module")
+def gamma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_population_sweep(tmp_path_factory.mktemp("populations") / "gamma")
+
+
+def test_population_plots_draw_the_best_member_or_the_one_named(gamma, capsys, tmp_path):
+    code, lines, err = plot(capsys, gamma, "--out", tmp_path)
+    assert (code, lines, err) == (0, [str(tmp_path / "g1_0-latent.png")], "")  # g1 member 0: best hue_corr
+    code, lines, _ = plot(capsys, gamma, "g0", "--out", tmp_path)
+    assert lines == [str(tmp_path / "g0_0-latent.png")]  # g0's best member
+    for kind in ("latent", "schedule", "curves"):
+        code, lines, _ = plot(capsys, gamma, "g0", "--member", "3", "--kind", kind, "--out", tmp_path)
+        assert (code, lines) == (0, [str(tmp_path / f"g0_3-{kind}.png")])
+        assert_png(lines[0])
+    code, lines, _ = plot(capsys, gamma / "g0", "--member", "2", "--out", tmp_path)  # a trial directory
+    assert (code, lines) == (0, [str(tmp_path / "g0_2-latent.png")])
+
+
+def test_member_choice_errors(gamma, capsys, tmp_path):
+    code, _, err = plot(capsys, gamma, "g0", "--member", "9", "--out", tmp_path)
+    assert (code, err) == (
+        2,
+        f"error: --member 9 is not a member of trial `g0` in `{gamma}`; members are numbered 0–3\n",
+    )
+    code, _, err = plot(capsys, gamma, "--member", "5", "--out", tmp_path)
+    assert err == f"error: --member 5 is not a member of any trial in `{gamma}`; members are numbered 0–3\n"
+
+
+def test_member_latents_schedule_and_curves(gamma):
+    step, latents = load_latents(gamma / "g0", member=3)
+    assert step == 99 and len(latents) == 13 and set(latents["member"]) == {3}  # member m: 10 + m points
+    with pytest.raises(UserError, match="holds no points of member 1"):
+        load_latents(make_results(gamma.parent / "legacy")[0] / "a0", member=1)
+    raws = member_raws(read_trial_config(gamma / "g0"))
+    table, _, _ = schedule_curves(raws[2])  # member 2: reg-polar × 2.0
+    assert table["reg-polar"].iloc[0] == pytest.approx(0.012)
+    fig = plot_curves(load_history(gamma / "g0", member=1), load_evals(gamma / "g0", member=1))
+    assert [ax.get_title() for ax in fig.axes[2:]] == list(SCORES)  # no member/seed/diverged_at panels

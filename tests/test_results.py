@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_results import ALPHA, BETA, SCORES, make_results, make_sweep
+from fixtures_results import (
+    ALPHA,
+    BETA,
+    GAMMA,
+    SCORES,
+    gamma_members,
+    make_population_sweep,
+    make_results,
+    make_sweep,
+)
 
+from latent_sweep import trials
 from latent_sweep.cli import main
 from latent_sweep.compare import pareto_front
 from latent_sweep.errors import UserError
-from latent_sweep.results import load_evals, load_history, load_trials, lower_is_better
+from latent_sweep.results import (
+    load_evals,
+    load_history,
+    load_trials,
+    lower_is_better,
+    member_rows,
+    read_parts,
+    read_trial_config,
+)
 
 DEFAULT_COLUMNS = [
     "trial_id",
@@ -400,3 +419,130 @@ def test_out_must_be_a_writable_file_path(sweeps, capsys, tmp_path):
         2,
         f"error: cannot write `{tmp_path / 'f' / 't.csv'}`: a file stands where its directory would go\n",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Populations: one row per member
+
+
+@pytest.fixture(scope="module")
+def gamma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_population_sweep(tmp_path_factory.mktemp("populations") / "gamma")
+
+
+def gamma_rows(root: Path, status: str = "TERMINATED") -> list[dict]:
+    """What `trials.collect` builds for each trial, its evaluations read through a URI."""
+    rows = []
+    for trial_id in GAMMA:
+        raw = read_trial_config(root / trial_id)
+        evals = read_parts(f"file://{root / trial_id / 'evals'}")
+        tail = {"steps": 99, "wall_time_s": 1.5, "error": None, "trial_dir": trial_id}
+        rows += member_rows(trial_id, status, raw, evals, **tail)
+    return rows
+
+
+def test_trial_directories_of_populations_read_as_member_rows(gamma):
+    df = load_trials(gamma)
+    assert list(zip(df["trial_id"], df["member"], df["seed"], strict=True)) == [
+        ("g0", 0, 0), ("g0", 1, 1), ("g0", 2, 0), ("g0", 3, 1), ("g1", 0, 0), ("g1", 1, 1)
+    ]  # fmt: skip
+    assert list(df.columns[:4]) == ["trial_id", "member", "seed", "status"]
+    assert not [c for c in df.columns if c.startswith("config.members")]
+    assert list(df["config.seed"]) == list(df["seed"])
+    expected = [m for t in GAMMA for m in gamma_members(t)]
+    assert list(df["config.schedule.scale.reg-polar"]) == [scale for scale, _, _ in expected]
+    for row, (_, _, final) in zip(df.itertuples(), expected, strict=True):
+        if (row.trial_id, row.member) == ("g0", 3):
+            continue
+        assert row.hue_corr == pytest.approx(final["hue_corr"])
+        assert row.best_hue_corr == pytest.approx(final["hue_corr"])
+        assert row.best_recon_mse == pytest.approx(final["recon_mse"] / 2)  # lower is better
+        assert pd.isna(row.diverged_at)
+    diverged = df.iloc[3]
+    assert diverged["diverged_at"] == 70 and pd.isna(diverged["hue_corr"])
+    assert diverged["best_hue_corr"] == pytest.approx(0.25)  # its evaluation before diverging
+    assert set(df["steps"]) == {99} and set(df["status"]) == {"UNKNOWN"}
+    assert list(df["wall_time_s"]) == pytest.approx([4.5] * 6)  # the history spans steps 0–90
+
+
+def test_trials_parquet_has_one_typed_row_per_member(gamma, tmp_path):
+    table = trials.to_table(gamma_rows(gamma))
+    schema = table.schema
+    assert schema.names[:4] == ["trial_id", "member", "seed", "status"]
+    assert schema.names[-5:] == ["diverged_at", "steps", "wall_time_s", "error", "trial_dir"]
+    types = {f.name: str(f.type) for f in schema}
+    assert [types[c] for c in ("member", "seed", "config.seed", "diverged_at", "steps")] == ["int64"] * 5
+    assert types["config.schedule.scale.reg-polar"] == types["hue_corr"] == types["best_hue_corr"] == "double"
+    assert not [n for n in schema.names if n.startswith("config.members")]
+    assert table["diverged_at"].to_pylist() == [None, None, None, 70, None, None]
+    assert table["hue_corr"].to_pylist()[3] is None
+    assert table.num_rows == 6
+
+    root = tmp_path / "gamma"
+    shutil.copytree(gamma, root)
+    assert trials.write(str(root), table) == f"{root}/trials.parquet"
+    df = load_trials(root)
+    assert len(df) == 6 and set(df["status"]) == {"TERMINATED"}  # the table is authoritative
+    assert df["config.schedule.scale.reg-polar"].tolist() == [0.5, 0.5, 2.0, 2.0, 1.0, 1.0]
+
+
+def test_stale_table_of_a_running_population_is_refreshed_member_by_member(gamma, tmp_path):
+    root = tmp_path / "gamma"
+    shutil.copytree(gamma, root)
+    rows = [r for r in gamma_rows(root, status="RUNNING") if r["trial_id"] == "g0"]
+    for row in rows:
+        row.update(hue_corr=0.01, steps=10)
+    trials.write(str(root), trials.to_table(rows))
+    df = load_trials(root).set_index(["trial_id", "member"])
+    assert df.loc[("g0", 1), "status"] == "RUNNING"
+    assert df.loc[("g0", 1), "hue_corr"] == pytest.approx(0.8) and df.loc[("g0", 1), "steps"] == 99
+    assert df.loc[("g0", 3), "diverged_at"] == 70
+    assert df.loc[("g1", 1), "status"] == "UNKNOWN"  # not in the table: read from its directory
+
+
+def test_table_of_populations_shows_members_and_seeds(gamma, capsys):
+    df = csv_table(capsys, gamma)
+    assert list(df.columns) == [
+        "trial_id", "member", "seed", "status", "config.schedule.scale.reg-polar", *SCORES, "steps"
+    ]  # fmt: skip
+    assert list(zip(df["trial_id"], df["member"], strict=True)) == [
+        ("g1", 0), ("g0", 0), ("g1", 1), ("g0", 1), ("g0", 2), ("g0", 3)
+    ]  # fmt: skip
+    df = csv_table(capsys, gamma, "--where", "diverged_at > 0", "--columns", "trial_id", "member")
+    assert df.to_dict("records") == [{"trial_id": "g0", "member": 3}]
+
+
+def test_compare_groups_members_by_a_sampled_parameter(gamma, capsys):
+    code, out, _ = run(
+        capsys, "compare", gamma, "--by", "schedule.scale.reg-polar", "--scores", "hue_corr", "recon_mse",
+        "--pareto", "hue_corr:max,recon_mse:min", "--format", "csv",
+    )  # fmt: skip
+    assert code == 0
+    lines = out.splitlines()
+    stats = pd.read_csv(io.StringIO("\n".join(lines))).set_index("config.schedule.scale.reg-polar")
+    assert stats["count"].tolist() == [2, 2, 2]
+    assert stats["hue_corr_mean"].tolist() == pytest.approx([0.85, 0.9, 0.6])  # a diverged member: NaN
+    assert stats.loc[0.5, "hue_corr_std"] == pytest.approx(np.std([0.9, 0.8], ddof=1))
+    code, out, _ = run(
+        capsys, "compare", gamma, "--by", "seed", "--scores", "hue_corr", "recon_mse",
+        "--pareto", "hue_corr:max,recon_mse:min", "--format", "markdown",
+    )  # fmt: skip
+    assert out.splitlines()[-1] == (
+        "trials on the trial-level Pareto front (hue_corr:max, recon_mse:min): g1#0"
+    )
+
+
+def test_evals_and_history_of_one_member(gamma):
+    evals = load_evals(gamma / "g0", member=2)
+    assert evals["step"].tolist() == [50, 99] and set(evals["member"]) == {2}
+    assert evals["hue_corr"].tolist() == pytest.approx([0.3, 0.6])
+    history = load_history(gamma / "g0", member=1)
+    assert history["step"].tolist() == list(range(0, 100, 10)) and set(history["seed"]) == {1}
+    assert len(load_history(gamma / "g0")) == 40
+    legacy = load_evals(make_results_dir(gamma.parent) / "a0", member=1)  # no member column: member 0 only
+    assert legacy.empty
+
+
+def make_results_dir(tmp: Path) -> Path:
+    alpha = tmp / "alpha"
+    return alpha if alpha.exists() else make_sweep(alpha, ALPHA, with_table=True)
