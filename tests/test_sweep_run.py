@@ -1,9 +1,11 @@
 """`latent-sweep run` / `resume` end to end: real Ray Tune trials on a local Ray, real Optuna,
-trials.parquet read back; a run killed with SIGKILL and resumed; an erroring trial retried."""
+trials.parquet read back; population trials (seeds, success_rate under Optuna, 64 packed
+configs × 4 seeds in one trial); a run killed with SIGKILL and resumed; an erroring trial retried."""
 
 from __future__ import annotations
 
 import copy
+import io
 import os
 import select
 import signal
@@ -20,12 +22,15 @@ import ray
 import yaml
 from ray import tune
 
-from latent_sweep import cli, config
+from latent_sweep import cli, config, population
 from latent_sweep.errors import UserError
 from latent_sweep.history import read_table
-from latent_sweep.sweep import LOCK_FILE, RETRIED_DIR, ResultsLock
+from latent_sweep.results import load_evals, load_history, member_rows, read_trial_config
+from latent_sweep.sweep import LOCK_FILE, RETRIED_DIR, ResultsLock, config_summaries, print_leaderboard
+from latent_sweep.sweep_spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
+SUCCESS = "hue_order >= 0.999 and abs(hue_winding) == 1"
 DEADLINE_S = 240.0  # only a bound on the condition waits below, never a synchronization
 
 
@@ -51,46 +56,140 @@ def run(*argv: str) -> int:
 
 
 def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
-    """Every trial's history has each step once, its evaluations every 100 steps."""
+    """Every member's history has each step once, its evaluations every 100 steps."""
     for row in trials.itertuples():
         trial_dir = results / row.trial_dir
         assert (trial_dir / "config.yaml").is_file()
-        steps = read_table(trial_dir / "history")["step"].tolist()
-        assert steps == list(range(row.steps)), row.trial_dir
-        assert read_table(trial_dir / "evals")["step"].tolist() == list(range(100, row.steps + 1, 100))
+        steps = load_history(trial_dir, member=row.member)["step"].tolist()
+        assert steps == list(range(row.steps)), (row.trial_dir, row.member)
+        evals = load_evals(trial_dir, member=row.member)
+        assert evals["step"].tolist() == list(range(100, row.steps + 1, 100))
+        assert set(evals["seed"]) == {row.seed}
 
 
-def test_sweep_runs_optuna_trials_and_writes_trials_table(local_ray, tmp_path, capsys):
+def test_optuna_optimizes_the_success_rate_of_population_trials(local_ray, tmp_path, capsys):
     space = {
         "schedule.keyframes[5].reg-polar": {"loguniform": [0.001, 0.03]},
         "schedule.scale.reg-separate": {"uniform": [0.5, 2.0]},
     }
-    path = tiny_sweep(tmp_path, "opt", 200, search="optuna", num_samples=2, seeds=2, space=space)
+    block = dict(search="optuna", num_samples=2, seeds=2, space=space, metric="success_rate", success=SUCCESS)
+    path = tiny_sweep(tmp_path, "opt", 200, **block)
     assert run("run", path, "--storage", tmp_path / "res") == 0
     out = capsys.readouterr().out
     results = tmp_path / "res" / "opt"
-    assert f"results: {results}" in out and "trials: 4 TERMINATED" in out
+    assert "sweep opt: 2 sampled configs × 2 seeds as 2 population trials, search optuna" in out
+    assert f"results: {results}" in out and "trials: 2 TERMINATED (4 members)" in out
 
     trials = pd.read_parquet(results / "trials.parquet")
     assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
+    assert trials["trial_id"].nunique() == 2
     assert_complete_histories(results, trials)
-    # Each Optuna suggestion ran on seeds 0 and 1 with identical sampled values.
-    for _, group in trials.groupby("config.schedule.scale.reg-separate"):
-        assert sorted(group["config.seed"]) == [0, 1]
+    # Each Optuna suggestion ran as one trial of seeds 0 and 1 with identical sampled values.
+    for _, group in trials.groupby("trial_id"):
+        assert group["member"].tolist() == [0, 1] and group["seed"].tolist() == [0, 1]
+        assert group["config.seed"].tolist() == [0, 1]
         assert group["config.schedule.keyframes[5].reg-polar"].nunique() == 1
+        assert group["config.schedule.scale.reg-separate"].nunique() == 1
     schema = pq.read_schema(results / "trials.parquet")
-    assert str(schema.field("steps").type) == "int64" and str(schema.field("config.seed").type) == "int64"
-    assert str(schema.field("hue_corr").type) == "double" and str(schema.field("error").type) == "string"
-    for row in trials.itertuples():  # best over every evaluation, in each score's direction
-        evals = read_table(results / row.trial_dir / "evals")
+    types = {name: str(schema.field(name).type) for name in schema.names}
+    assert [types[c] for c in ("member", "seed", "steps", "config.seed", "diverged_at")] == ["int64"] * 5
+    assert types["hue_corr"] == "double" and types["error"] == "string"
+    assert not [n for n in schema.names if n.startswith("config.members")]
+    for row in trials.itertuples():  # a member's best over its evaluations, in each score's direction
+        evals = load_evals(results / row.trial_dir, member=row.member)
         assert (row.best_hue_corr, row.best_recon_mse) == (evals["hue_corr"].max(), evals["recon_mse"].min())
     assert set(yaml.safe_load((results / "sweep.yaml").read_text())["sweep"]["space"]) == set(space)
 
+    # What each trial reported to Tune (and Optuna optimized): statistics over its members.
     analysis = tune.ExperimentAnalysis(str(results))
     assert {t.trial_id for t in analysis.trials} == set(trials["trial_id"])
+    for trial in analysis.trials:
+        members = trials[trials["trial_id"] == trial.trial_id]
+        last = trial.last_result
+        assert last["hue_corr"] == pytest.approx(members["hue_corr"].mean())
+        assert last["hue_corr_min"] == pytest.approx(members["hue_corr"].min())
+        assert last["recon_mse_std"] == pytest.approx(members["recon_mse"].std(ddof=0))
+        assert last["success_rate"] == pytest.approx(population.success_mask(members, SUCCESS).mean())
+        assert last["diverged_rate"] == 0.0
 
     with pytest.raises(UserError, match="already holds a sweep; continue it with `latent-sweep resume"):
         cli.dispatch(cli.build_parser().parse_args(["run", str(path), "--storage", str(tmp_path / "res")]))
+
+
+def test_pack_runs_64_configs_by_4_seeds_as_one_trial(local_ray, tmp_path, capsys):
+    space = {
+        "schedule.keyframes[5].reg-polar": {"loguniform": [0.001, 0.03]},
+        "schedule.scale.reg-separate": {"uniform": [0.5, 2.0]},
+    }
+    path = tiny_sweep(tmp_path, "pack", 100, num_samples=64, seeds=4, pack=64, space=space)
+    assert run("run", path, "--storage", tmp_path / "res") == 0
+    out = capsys.readouterr().out
+    assert (
+        "64 sampled configs × 4 seeds, packed 64 to a trial: 1 population trial of up to 256 members" in out
+    )
+    assert "trials: 1 TERMINATED (256 members)" in out
+
+    results = tmp_path / "res" / "pack"
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert (
+        len(trials) == 256 and trials["trial_id"].nunique() == 1 and set(trials["status"]) == {"TERMINATED"}
+    )
+    assert trials["member"].tolist() == list(range(256))
+    # The members' configs are the ones sampled: config c, seed s is member 4c + s.
+    spec = load_spec(yaml.safe_load((results / "sweep.yaml").read_text()), results / "sweep.yaml")
+    (pack,) = spec.packs()
+    assert trials["seed"].tolist() == trials["config.seed"].tolist() == [m % 4 for m in range(256)]
+    for p in space:
+        assert trials[f"config.{p}"].tolist() == [pack[m // 4][p] for m in range(256)]
+    assert trials["hue_corr"].notna().all()
+    evals = load_evals(results / trials["trial_dir"].iloc[0])
+    assert evals["step"].tolist() == [100] * 256 and evals["member"].tolist() == list(range(256))
+
+    code = run(
+        "compare", results, "--by", "schedule.scale.reg-separate", "--scores", "hue_corr", "--format", "csv"
+    )
+    assert code == 0
+    stats = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(stats) == 64 and set(stats["count"]) == {4}
+    assert stats["hue_corr_mean"].mean() == pytest.approx(trials["hue_corr"].mean())
+
+
+def test_leaderboard_has_one_row_per_config_with_its_statistics(tmp_path, capsys):
+    from fixtures_results import GAMMA, GAMMA_SPACE, make_population_sweep
+
+    root = make_population_sweep(tmp_path / "gamma")
+    rows = []
+    for trial_id in GAMMA:
+        raw, evals = read_trial_config(root / trial_id), load_evals(root / trial_id)
+        rows += member_rows(trial_id, "TERMINATED", raw, evals, steps=99, error=None, trial_dir=trial_id)
+    raw = config.load_file(ROOT / "sweeps" / "quick.yaml")
+    success = "hue_corr >= 0.85"
+    raw["sweep"] = dict(
+        metric="success_rate", mode="max", seeds=2, pack=2, space=GAMMA_SPACE, success=success
+    )
+    spec = load_spec(raw, "gamma.yaml")
+    table = config_summaries(pd.DataFrame(rows), spec)
+    assert list(table.columns) == [
+        "trial_id", "status", "config.schedule.scale.reg-polar", "seeds", "success_rate", "recon_mse",
+        "hue_corr", "hue_order", "steps", "error",
+    ]  # fmt: skip
+    by_scale = table.set_index("config.schedule.scale.reg-polar")
+    assert by_scale["trial_id"].to_dict() == {0.5: "g0", 2.0: "g0", 1.0: "g1"}
+    assert by_scale["seeds"].tolist() == [2, 2, 2]
+    assert by_scale["success_rate"].to_dict() == {0.5: 0.5, 2.0: 0.0, 1.0: 1.0}  # diverged: a failure
+    assert by_scale["hue_corr"].to_dict() == pytest.approx({0.5: 0.85, 2.0: 0.6, 1.0: 0.9})
+    print_leaderboard(rows, spec)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "trials: 2 TERMINATED (6 members)"
+    assert lines[1].split() == [
+        "trial_id", "status", "schedule.scale.reg-polar", "seeds", "success_rate", "recon_mse", "hue_corr",
+        "hue_order", "steps",
+    ]  # fmt: skip
+    assert [line.split()[:5] for line in lines[2:]] == [
+        ["g1", "TERMINATED", "1", "2", "1"],
+        ["g0", "TERMINATED", "0.5", "2", "0.5"],
+        ["g0", "TERMINATED", "2", "2", "0"],
+    ]
 
 
 def test_results_dir_in_use_is_refused(tmp_path):
@@ -163,7 +262,7 @@ def _wait_for_exit(pids: set[int]) -> None:
 
 
 def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
-    path = tiny_sweep(tmp_path, "kill", 600, seeds=2)
+    path = tiny_sweep(tmp_path, "kill", 600, seeds=2)  # one population trial of seeds 0 and 1
     results = tmp_path / "res" / "kill"
     cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", tmp_path / "res"]
     proc = subprocess.Popen(
@@ -192,11 +291,12 @@ def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
 
     # The trial that had checkpointed before the kill, trained again in-process without Ray.
     resumed = checkpointed[0]
-    row = trials.set_index("trial_dir").loc[resumed]
+    members = trials[trials["trial_dir"] == resumed].set_index("member")
     out = tmp_path / "again"
     train = [sys.executable, "-m", "latent_sweep", "train", results / resumed / "config.yaml", "--out", out]
     subprocess.run(train, check=True, capture_output=True)
     fresh = read_table(out / "evals")
     assert fresh.equals(read_table(results / resumed / "evals"))
+    final = fresh.groupby("member").last()
     for score in ("hue_corr", "recon_mse", "anchor_error_red"):
-        assert fresh[score].iloc[-1] == row[score]
+        assert final[score].tolist() == members[score].tolist()
