@@ -450,6 +450,16 @@ def _check_metric(spec: SweepSpec) -> None:
             f"`_min` or `_max` (that statistic over the members), `success_rate` (with `sweep.success`) "
             f"or `diverged_rate`, but got `{b.metric}`",
         )
+    score = statistic_of(b.metric)
+    if score != b.metric and score is not None and len(population.overrides(spec.base)) * b.pack == 1:
+        became = "0" if b.metric.endswith("_std") else f"`{score}` itself"
+        raise _err(
+            src,
+            "sweep.metric",
+            f"is `{b.metric}`, a statistic over a trial's members, but every trial of this sweep trains one "
+            f"member, so it would be {became}; set `sweep.seeds: N` (with `population: seeds`, the default) "
+            f"to train N seeds in each trial, or use `{score}`",
+        )
     if b.success is None:
         if b.metric == "success_rate":
             raise _err(

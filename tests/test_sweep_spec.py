@@ -200,6 +200,17 @@ CASES = [
         "abs(hue_winding) == 1`",
     ),
     (
+        dict(metric="hue_corr_std", mode="min", population="none", seeds=3),
+        "sweeps/q.yaml: `sweep.metric` is `hue_corr_std`, a statistic over a trial's members, but every "
+        "trial of this sweep trains one member, so it would be 0; set `sweep.seeds: N` (with `population: "
+        "seeds`, the default) to train N seeds in each trial, or use `hue_corr`",
+    ),
+    (
+        dict(metric="hue_corr_min"),
+        "sweeps/q.yaml: `sweep.metric` is `hue_corr_min`, a statistic over a trial's members, but every "
+        "trial of this sweep trains one member, so it would be `hue_corr` itself;",
+    ),
+    (
         dict(population="all"),
         "sweeps/q.yaml: `sweep.population` input should be 'seeds' or 'none', but got 'all'",
     ),
