@@ -11,7 +11,7 @@ from latent_sweep.errors import UserError
 EXAMPLES = {
     "run": "example: latent-sweep run sweeps/quick.yaml --storage results --name quick",
     "resume": "example: latent-sweep resume results/quick --restart-errored",
-    "train": "example: latent-sweep train sweeps/ex17.yaml --seed 3 --out results/ex17-s3",
+    "train": "example: latent-sweep train sweeps/ex17.yaml --seeds 0-19  (or: --seed 3 --out results/s3)",
     "validate": "example: latent-sweep validate sweeps/ex15.yaml",
     "table": "example: latent-sweep table results/quick --sort hue_corr --top 5 --where 'recon_mse < 1e-3'",
     "compare": "example: latent-sweep compare results/labels_soft_vs_hard --by labels.mode --scores hue_corr",
@@ -52,9 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-errored", action="store_true", help="retry trials that errored")
     p.add_argument("--address", help="Ray cluster address; default: embedded local Ray")
 
-    p = add("train", "Train one trial in-process, without Ray (the base config, no sampling).")
+    p = add(
+        "train",
+        "Train one trial in-process, without Ray (the base config, no sampling).",
+    )
     p.add_argument("config", help="sweep file or a trial's config.yaml")
     p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--seeds", help="train these seeds as one population, e.g. 0-19 or 0,2,5-7")
     p.add_argument("--steps", type=int, help="stop after this many steps")
     p.add_argument("--out", help="trial directory (default: results/<name>/train-seed<N>)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: these models are tiny)")

@@ -6,12 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from latent_sweep import config
+from latent_sweep import config, population
 from latent_sweep.errors import UserError
 
 
-def load_trial(path: str, seed: int | None = None, steps: int | None = None, sets: list[str] | None = None):
-    """A sweep file's base config (or a trial's config.yaml) with CLI overrides applied."""
+def load_trial(
+    path: str,
+    seed: int | None = None,
+    steps: int | None = None,
+    sets: list[str] | None = None,
+    seeds: list[int] | None = None,
+):
+    """A sweep file's base config (or a trial's config.yaml) with CLI overrides applied;
+    `seeds` makes it a population of those seeds."""
     trial, _ = config.split_sweep(config.load_file(path))
     overrides = config.parse_overrides(sets or [])
     if seed is not None:
@@ -19,6 +26,10 @@ def load_trial(path: str, seed: int | None = None, steps: int | None = None, set
     if steps is not None:
         overrides.append(("steps", steps))
     trial = config.apply_overrides(trial, overrides)
+    if seeds is not None:
+        trial["members"] = [{"seed": s} for s in seeds]
+    elif seed is not None:
+        trial.pop("members", None)
     return trial, config.validate(trial, path)
 
 
@@ -31,11 +42,15 @@ def train_command(args: argparse.Namespace) -> int:
     from latent_sweep.session import LocalSession
     from latent_sweep.timeline import Timeline
 
-    trial, cfg = load_trial(args.config, args.seed, args.steps, args.set)
+    if args.seed is not None and args.seeds is not None:
+        raise UserError("give either --seed (one model) or --seeds (a population), not both")
+    seeds = None if args.seeds is None else population.parse_seeds(args.seeds)
+    trial, cfg = load_trial(args.config, args.seed, args.steps, args.set, seeds)
     if args.threads < 1:
         raise UserError(f"--threads must be ≥ 1, but got {args.threads}")
     torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else Path("results") / cfg.name / f"train-seed{cfg.seed}"
+    label = f"seed{cfg.seed}" if seeds is None else f"seeds{args.seeds.replace(',', '_')}"
+    out = Path(args.out) if args.out else Path("results") / cfg.name / f"train-{label}"
     total = cfg.steps or len(Timeline(Dopesheet.from_records(cfg.schedule.keyframes)))
     # A live bar on a terminal; plain, flushed lines in logs and pipes (one per evaluation).
     live = sys.stdout.isatty()
@@ -59,11 +74,43 @@ def train_command(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
 
         final = run_trial(trial, LocalSession(out, on_report=on_report), source=args.config)
-    width = max(map(len, final), default=0)
-    for name, value in final.items():
-        print(f"{name:<{width}}  {value:.6g}")
+    print_members(final)
     print(f"trial directory: {out}")
     return 0
+
+
+SUMMARY_SCORES = (
+    "hue_corr",
+    "hue_order",
+    "hue_winding",
+    "recon_mse",
+    "anchor_error_red",
+    "trustworthiness_k10",
+)
+
+
+def print_members(final) -> None:
+    """One model: every final score. A population: a row per member, mean ± std per score over
+    the members that did not diverge, and how many ended with an ordered hue wheel."""
+    scores = [c for c in final.columns if c not in ("member", "seed", "diverged_at")]
+    if len(final) == 1:
+        width = max(map(len, scores), default=0)
+        for name in scores:
+            print(f"{name:<{width}}  {final[name].iloc[0]:.6g}")
+        return
+    shown = [c for c in SUMMARY_SCORES if c in scores] or scores[:6]
+    print(
+        final[["member", "seed", *shown, "diverged_at"]].to_string(index=False, float_format="{:.4g}".format)
+    )
+    alive = final[final["diverged_at"].isna()]
+    for name in shown:
+        print(f"{name}: {alive[name].mean():.4g} ± {alive[name].std(ddof=0):.2g}")
+    if {"hue_order", "hue_winding"} <= set(scores):
+        ordered = int(((final["hue_order"] == 1) & (final["hue_winding"].abs() == 1)).sum())
+        print(f"ordered wheels (hue_order = 1, |hue_winding| = 1): {ordered}/{len(final)}")
+    diverged = len(final) - len(alive)
+    if diverged:
+        print(f"diverged: {diverged}/{len(final)}")
 
 
 def validate_command(args: argparse.Namespace) -> int:

@@ -29,14 +29,15 @@ def test_short_run_writes_the_trial_layout(tiny_ex17, tmp_path):
     final = run_trial(tiny_ex17, LocalSession(tmp_path))
     hist, evals = tables(tmp_path)
     assert hist["step"].tolist() == list(range(300))
-    assert hist["step"].dtype == "int64"
+    assert hist["step"].dtype == "int64" and (hist["member"] == 0).all() and (hist["seed"] == 7).all()
     for col in ["phase", "lr", "reg-polar", "term.recon", "weighted.reg-separate", "term.reg-norm", "loss"]:
         assert col in hist.columns
     assert (hist["phase"] == "Train").all()
     assert evals["step"].tolist() == [100, 200, 300]
-    assert set(final) <= set(evals.columns)
+    assert set(final.columns) == set(evals.columns) - {"step"}
+    assert final[["member", "seed"]].values.tolist() == [[0, 7]] and final["diverged_at"].isna().all()
     assert {"hue_corr", "hue_order", "hue_winding", "anchor_error_red", "recon_mse", "norm_error"} <= set(
-        final
+        set(final.columns)
     )
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == tiny_ex17
     assert len(list((tmp_path / "latents").glob("step-*.parquet"))) == 1
@@ -54,7 +55,7 @@ def test_hard_labels_differ_from_soft(tiny_ex17, tmp_path):
     soft["labels"]["mode"] = "soft"
     a = run_trial(soft, LocalSession(tmp_path / "soft"))
     b = run_trial(tiny_ex17, LocalSession(tmp_path / "hard"))
-    assert a["recon_mse"] != b["recon_mse"]
+    assert a.loc[0, "recon_mse"] != b.loc[0, "recon_mse"]
 
 
 def test_curriculum_phases_anchor_action_and_checkpointed_anchors(tmp_path):
@@ -75,7 +76,7 @@ def test_curriculum_phases_anchor_action_and_checkpointed_anchors(tmp_path):
     assert (hist.loc[hist.step > 41, "term.reg-anchor"] > 0).all()
     state = session.restore()
     assert state["step"] == 120
-    assert state["anchors"]["reg-anchor"].shape == (6, 4)
+    assert state["experiment"]["anchors"]["reg-anchor"].shape == (1, 6, 4)
 
 
 def test_killed_train_command_continues_to_the_same_files(tiny_ex17, tmp_path):

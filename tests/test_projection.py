@@ -37,7 +37,7 @@ BASE = {
             {"STEP": 60, "PHASE": "refine", "exaggeration": 1},
         ]
     },
-    "data": {"source": "swiss_roll", "n_samples": 400},
+    "data": {"source": "swiss_roll", "n_samples": 400, "seed": 3},
     "model": {"hidden": [32, 32]},
     "loss": {"batch_size": 64},
     "scores": {"ks": [5, 10]},
@@ -62,7 +62,7 @@ def trial(**changes) -> dict:
 
 def test_swiss_roll_run_writes_the_layout_and_beats_a_random_projection(tmp_path):
     raw = trial(steps=300, eval_every=150, checkpoint_every=150, data__n_samples=600)
-    final = run_trial(raw, LocalSession(tmp_path))
+    final = run_trial(raw, LocalSession(tmp_path)).iloc[0]
     hist = read_table(tmp_path / "history")
     evals = read_table(tmp_path / "evals")
     assert hist["step"].tolist() == list(range(300))
@@ -74,9 +74,9 @@ def test_swiss_roll_run_writes_the_layout_and_beats_a_random_projection(tmp_path
     assert (hist["weighted.repulsion"] == hist["term.repulsion"]).all()
     assert evals["step"].tolist() == [150, 300]
     names = {f"{s}_k{k}" for s in ("trustworthiness", "continuity", "knn_recall") for k in (5, 10)}
-    assert set(final) == names
+    assert set(final.index) == {"member", "seed", "diverged_at", *names}
     snap = pd.read_parquet(tmp_path / "latents" / "step-000000300.parquet")
-    assert list(snap.columns) == ["z0", "z1", "r", "g", "b"] and len(snap) == 600
+    assert list(snap.columns) == ["member", "seed", "z0", "z1", "r", "g", "b"] and len(snap) == 600
 
     # The reported score is sklearn's trustworthiness of the snapshot (the oracle).
     x, _ = proj_data.datasets.make_swiss_roll(600, noise=0.0, random_state=3)
@@ -101,7 +101,7 @@ def test_parquet_with_labels_scores_knn_accuracy(tmp_path):
     raw = trial(
         steps=100, data={"source": "file", "path": str(tmp_path / "blobs.parquet"), "label_column": "kind"}
     )
-    final = run_trial(raw, LocalSession(tmp_path / "t"))
+    final = run_trial(raw, LocalSession(tmp_path / "t")).iloc[0]
     assert final["knn_accuracy_k10"] > 0.95
     snap = pd.read_parquet(tmp_path / "t" / "latents" / "step-000000100.parquet")
     assert snap["label"].tolist() == y.tolist()
@@ -109,8 +109,8 @@ def test_parquet_with_labels_scores_knn_accuracy(tmp_path):
 
 def test_color_cube_scores_the_hue_wheel(tmp_path):
     raw = trial(steps=100, data={"source": "color_cube", "cube": "rgb", "grid": 6})
-    final = run_trial(raw, LocalSession(tmp_path))
-    assert {"hue_corr", "hue_order", "hue_winding"} <= set(final)
+    final = run_trial(raw, LocalSession(tmp_path)).iloc[0]
+    assert {"hue_corr", "hue_order", "hue_winding"} <= set(final.index)
     assert 0 <= final["hue_corr"] <= 1
 
 
@@ -124,7 +124,7 @@ def test_trial_source_reads_the_latest_snapshot(tmp_path):
     grid = colors.rgb_cube(5)
     write_latents(tmp_path, 10, np.zeros((3, 2)), np.zeros((3, 3)))
     write_latents(tmp_path, 200, np.c_[grid.rgb, grid.rgb[:, :1] ** 2], grid.rgb)
-    data = proj_data.load(proj_data.ProjDataConfig(source="trial", path=str(tmp_path)), seed=0)
+    data = proj_data.load(proj_data.ProjDataConfig(source="trial", path=str(tmp_path)))
     assert data.features.shape == (125, 4) and data.is_color
     np.testing.assert_allclose(data.rgb, grid.rgb, atol=1e-7)
     final = run_trial(
@@ -144,7 +144,7 @@ def error_of(raw: dict, tmp_path: Path) -> str:
 
 def load_error(tmp_path: Path, **data) -> str:
     with pytest.raises(UserError) as info:
-        proj_data.load(proj_data.ProjDataConfig(**data), seed=0)
+        proj_data.load(proj_data.ProjDataConfig(**data))
     return str(info.value)
 
 
@@ -237,8 +237,7 @@ def test_parquet_errors(tmp_path):
     data = proj_data.load(
         proj_data.ProjDataConfig(
             source="file", path=str(f / "d.parquet"), feature_columns=["a"], label_column="name"
-        ),
-        seed=0,
+        )
     )
     assert data.features.tolist() == [[1.0], [2.0]] and data.labels.tolist() == [0, 1]
 

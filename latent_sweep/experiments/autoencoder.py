@@ -118,22 +118,29 @@ class Batches:
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs [K, B, 3] and label probabilities (0/1 in hard mode) [K, B, n_labels + 1]."""
         data, u = self.data, self.streams.at(step)
-        kind = self.sets[self.phase[step]] if self.phase[step] >= 0 else "hsv"
-        if kind == "primaries":
+        idx = self.pick(step, u["pick"])
+        if idx is None:  # the six primaries, all of them, every step
             x = data.primaries.expand(self.k, -1, -1)
             probs = data.primary_probs.expand(self.k, -1, -1)
         else:
-            if kind == "hues":
-                n = len(data.hue_rows)
-                idx = data.hue_rows[(u["pick"] * n).long().clamp_max(n - 1)]
-            else:
-                cdf = self.weights_cdf(step)
-                idx = torch.searchsorted(cdf, u["pick"] * cdf[..., -1:], right=True)
-                idx = idx.clamp_max(cdf.shape[-1] - 1)
-            x, probs = data.train[idx], data.label_probs[idx]
+            flat = idx.flatten()
+            x = data.train.index_select(0, flat).view(*idx.shape, 3)
+            probs = data.label_probs.index_select(0, flat).view(*idx.shape, -1)
         if self.hard:  # fresh 0/1 labels every batch
             probs = (u["labels"][:, : probs.shape[1]] < probs).float()
         return x, probs
+
+    def pick(self, step: int, u: torch.Tensor) -> torch.Tensor | None:
+        """Training-set rows [K, B] of the step's batch from uniforms `u` [K, B]; None when
+        the phase trains on the primaries."""
+        kind = self.sets[self.phase[step]] if self.phase[step] >= 0 else "hsv"
+        if kind == "primaries":
+            return None
+        if kind == "hues":
+            n = len(self.data.hue_rows)
+            return self.data.hue_rows[(u * n).long().clamp_max(n - 1)]
+        cdf = self.weights_cdf(step)
+        return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).clamp_max(cdf.shape[-1] - 1)
 
     def weights_cdf(self, step: int) -> torch.Tensor:
         """Cumulative sampling weights, rebuilt only at steps where a data fraction changes."""

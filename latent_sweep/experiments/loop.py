@@ -150,7 +150,8 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         alive.copy_(state["alive"])
         diverged_at.copy_(state["diverged_at"])
         pop.load_state_dict(state["experiment"])
-        start, elapsed, result = int(state["step"]), float(state["wall_time"]), pd.DataFrame(state["scores"])
+        start, elapsed = int(state["step"]), float(state["wall_time"])
+        result = pd.DataFrame(state["scores"]).astype({"diverged_at": "Int64"})
     every = history_every(cfg.history_every, k, total, 2 * len(pop.terms) + 1)
     rec = Recorder(
         session.trial_dir,

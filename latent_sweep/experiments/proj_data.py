@@ -36,8 +36,10 @@ class ProjDataConfig(Strict):
     # or a `grid`³ RGB grid.
     cube: Literal["hsv", "rgb"] = "hsv"
     grid: int = Field(12, ge=2, le=64)
-    # trial: a finished autoencoder trial directory; file: a .npy or .parquet feature file.
+    # trial: a finished autoencoder trial directory (`member`: which of its population's members);
+    # file: a .npy or .parquet feature file.
     path: str | None = None
+    member: int = Field(0, ge=0)
     label_column: str | None = None
     feature_columns: list[str] | None = Field(None, min_length=1)
     # Rescale each feature of the network's input to zero mean and unit variance. The kNN graph
@@ -80,12 +82,13 @@ def load(cfg: ProjDataConfig) -> Inputs:
         return Inputs(rgb, None, rgb, True)
     path = Path(cfg.path or "")
     if cfg.source == "trial":
-        return _trial(path)
+        return _trial(path, cfg.member)
     return _file(path, cfg.feature_columns, cfg.label_column)
 
 
-def _trial(directory: Path) -> Inputs:
-    """The latest latent snapshot of an autoencoder trial: latents z0…z{m−1} and their colors."""
+def _trial(directory: Path, member: int) -> Inputs:
+    """The latest latent snapshot of an autoencoder trial's member: latents z0…z{m−1} and their
+    colors (a snapshot without a `member` column holds one model: member 0)."""
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise UserError(f"`data.path`: {directory} {what}; expected a finished autoencoder trial directory")
@@ -96,6 +99,13 @@ def _trial(directory: Path) -> Inputs:
             "finished autoencoder trial directory"
         )
     df = _read_parquet(snaps[-1])
+    if "member" in df.columns or member:
+        members = sorted(df["member"].unique()) if "member" in df.columns else [0]
+        if member not in members:
+            raise UserError(
+                f"`data.member`: {snaps[-1]} holds members {members[0]}…{members[-1]}, but got {member}"
+            )
+        df = df[df["member"] == member]
     z = sorted((c for c in df.columns if LATENT_COLUMN.fullmatch(c)), key=lambda c: int(c[1:]))
     missing = [c for c in "rgb" if c not in df.columns]
     if not z or missing:
