@@ -71,6 +71,8 @@ def test_sweep_spreads_over_two_nodes_and_collects_histories(two_nodes, tmp_path
     results = tmp_path / "res" / "nodes"
     trials = pd.read_parquet(results / "trials.parquet")
     assert len(trials) == 2 and set(trials["status"]) == {"TERMINATED"}
+    # Scores come from each trial's evals/ as uploaded to storage, read back through the URI.
+    assert trials["member"].tolist() == [0, 0] and trials["hue_corr"].notna().all()
     nodes = set()
     for trial_dir in trials["trial_dir"]:
         assert any((results / trial_dir / "history").glob("part-*.parquet"))
