@@ -4,7 +4,9 @@ Everything runs in torch on one device, in float64, chunked over query rows so m
 O(chunk × n): no n × n matrix is ever held. One pass computes, per chunk of rows, the squared
 distances to all n points in both spaces, the neighbors in each space (one top-k search at
 the largest k) and the ranks of those neighbors in the other space; every k is then read off
-the same neighbors and ranks.
+the same neighbors and ranks. `neighbor_scores_members` scores a whole population (each
+member's embedding of the same X) in that one pass, sharing X's part; the single-embedding
+scores are a population of one (the scan is in `latent_sweep.neighbors_members`).
 
 Rank convention: the rank of j among i's neighbors is 1 + the number of points strictly
 closer to i than j (i itself excluded). Without distance ties this is the rank sklearn uses;
@@ -15,20 +17,22 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from latent_sweep.errors import UserError
-
-# Budget for a chunk's distance rows (and, off the CPU, its rank-counting block).
-_MEMORY_BUDGET = 256 * 2**20
-# Budget for one CPU rank-counting block (rows × candidates × n booleans): small enough for cache.
-_COUNT_BUDGET = 2**18
-# Default CPU chunk rows: measured fastest single-threaded at n = 6,000 to 20,000.
-_CPU_CHUNK = 64
+from latent_sweep.neighbors_members import (
+    _MEMORY_BUDGET,
+    _centered,
+    _scan,
+    _score_table,
+    _sq_dists,
+    _sq_norms,
+    _vote,
+)
+from latent_sweep.neighbors_members import _chunk_rows as _default_chunk_rows
 
 
 def trustworthiness(
@@ -95,16 +99,51 @@ def neighbor_scores(
         y = _labels(labels, "labels", x.shape[0], x.device)
         _check_temperature(temperature)
     chunk = _chunk_rows(chunk_size, x.shape[0], x.device)
-    sums = _scan(x, z, sizes, chunk, continuity=True, labels=y, temperature=temperature)
+    z = _centered(z)[None]  # a population of one
+    sums = _scan(_centered(x), z, sizes, chunk, continuity=True, labels=y, temperature=temperature)
+    table = _score_table(sums, x.shape[0], sizes, accuracy=y is not None)
+    return dict(zip(table, torch.stack(list(table.values()))[:, 0].tolist(), strict=True))
+
+
+def neighbor_scores_members(
+    X: Any,
+    Z: Any,
+    ks: int | Sequence[int],
+    *,
+    labels: Any = None,
+    temperature: float = 0.07,
+    device: str | torch.device | None = None,
+    chunk_size: int | None = None,
+    member_chunk: int | None = None,
+) -> dict[str, np.ndarray]:
+    """`neighbor_scores(X, Z[m], ks, ...)` for every member m at once: float64 arrays of shape (K,).
+
+    X (n × D) holds the shared input points, Z (K × n × E) each member's embedding of them.
+    Computes on `device` (default: Z's, else X's) and copies to the host once, at the end.
+    `chunk_size` (rows) and `member_chunk` (members per block) default to what fits the memory
+    budget. A diverged member (any non-finite coordinate) scores NaN; the others are unaffected.
+    """
+    dev = _resolve_device(device, Z, X)
+    x = _points(X, "X", dev)
     n = x.shape[0]
-    scores: dict[str, float] = {}
-    for i, k in enumerate(sizes):
-        scores[f"trustworthiness_k{k}"] = _from_rank_excess(sums.trust[i], n, k)
-        scores[f"continuity_k{k}"] = _from_rank_excess(sums.cont[i], n, k)
-        scores[f"knn_recall_k{k}"] = float(sums.kept[i]) / (n * k)
-        if y is not None:
-            scores[f"knn_accuracy_k{k}"] = float(sums.hits[i]) / n
-    return scores
+    z, finite = _member_points(Z, n, dev)
+    sizes = _neighborhood_sizes(ks, "ks", n)
+    y = None
+    if labels is not None:
+        y = _labels(labels, "labels", n, dev)
+        _check_temperature(temperature)
+    if member_chunk is not None and (
+        isinstance(member_chunk, bool) or not isinstance(member_chunk, int | np.integer) or member_chunk <= 0
+    ):
+        raise UserError(f"`member_chunk` must be a positive integer or None, but got {member_chunk!r}")
+    chunk = _chunk_rows(chunk_size, n, dev)
+    step = None if member_chunk is None else int(member_chunk)
+    sums = _scan(
+        _centered(x), z, sizes, chunk, member_chunk=step, continuity=True, labels=y, temperature=temperature
+    )
+    table = _score_table(sums, n, sizes, accuracy=y is not None)
+    values = torch.stack(list(table.values())).masked_fill_(~finite, torch.nan).cpu().numpy()
+    return dict(zip(table, values, strict=True))
 
 
 def knn_accuracy(
@@ -163,111 +202,6 @@ def knn_accuracy(
     return int(hits) / query.shape[0]
 
 
-# --- the scan -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Sums:
-    """Per-k totals over all rows (tensors of shape (len(ks),))."""
-
-    trust: torch.Tensor  # Σ (r_X − k)+ over the k nearest in Z
-    kept: torch.Tensor  # number of the k nearest in Z with r_X ≤ k
-    cont: torch.Tensor  # Σ (r_Z − k)+ over the k nearest in X
-    hits: torch.Tensor  # correct leave-one-out kNN predictions in Z
-
-
-def _scan(
-    x: torch.Tensor,
-    z: torch.Tensor,
-    ks: list[int],
-    chunk: int,
-    *,
-    continuity: bool = False,
-    labels: torch.Tensor | None = None,
-    temperature: float = 0.07,
-) -> _Sums:
-    """One chunked pass over the rows; continuity and accuracy only when asked for."""
-    n, kmax = x.shape[0], ks[-1]
-    sums = _Sums(*(torch.zeros(len(ks), dtype=torch.int64, device=x.device) for _ in range(4)))
-    sq_x, sq_z = _sq_norms(x), _sq_norms(z)
-    classes = int(labels.max()) + 1 if labels is not None else 0
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        dx = _sq_dists(x[start:stop], x, sq_x)
-        dz = _sq_dists(z[start:stop], z, sq_z)
-        # Self is nobody's neighbor and never counts as closer.
-        dx.diagonal(offset=start).fill_(torch.inf)
-        dz.diagonal(offset=start).fill_(torch.inf)
-        near_dz, near_z = dz.topk(kmax, dim=1, largest=False)
-        rank_x = _ranks(dx, near_z)
-        for i, k in enumerate(ks):
-            sums.trust[i] += (rank_x[:, :k] - k).clamp_(min=0).sum()
-            sums.kept[i] += (rank_x[:, :k] <= k).sum()
-        if continuity:
-            near_x = dx.topk(kmax, dim=1, largest=False).indices
-            rank_z = _ranks(dz, near_x)
-            for i, k in enumerate(ks):
-                sums.cont[i] += (rank_z[:, :k] - k).clamp_(min=0).sum()
-        if labels is not None:
-            for i, k in enumerate(ks):
-                pred = _vote(near_dz[:, :k], near_z[:, :k], labels, classes, temperature)
-                sums.hits[i] += (pred == labels[start:stop]).sum()
-    return sums
-
-
-def _ranks(d: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-    """Rank (1-based) of each candidate column `cand[r, c]` among row r of distances `d`."""
-    # numpy's compare kernels are ~4× faster than torch's per thread but single-threaded.
-    use_numpy = d.device.type == "cpu" and torch.get_num_threads() < 4
-    return _count_below(d, d.gather(1, cand), use_numpy=use_numpy) + 1
-
-
-def _count_below(d: torch.Tensor, thresholds: torch.Tensor, *, use_numpy: bool) -> torch.Tensor:
-    """For each row r and column c: how many entries of d[r] are strictly below thresholds[r, c].
-
-    Rows go in blocks so the rows × thresholds × n comparison stays small (in cache on CPU).
-    The numpy route compares through zero-copy views of CPU tensors.
-    """
-    rows, m, n = thresholds.shape[0], thresholds.shape[1], d.shape[1]
-    block = max(1, (_COUNT_BUDGET if use_numpy else _MEMORY_BUDGET) // (m * n))
-    if use_numpy:
-        dn, tn = d.numpy(), thresholds.numpy()
-        counts = np.empty((rows, m), dtype=np.int64)
-        for s in range(0, rows, block):
-            below = dn[s : s + block, None, :] < tn[s : s + block, :, None]
-            counts[s : s + block] = below.sum(axis=2, dtype=np.int32)
-        return torch.from_numpy(counts)
-    counts_t = torch.empty(rows, m, dtype=torch.int64, device=d.device)
-    for s in range(0, rows, block):
-        below = d[s : s + block].unsqueeze(1) < thresholds[s : s + block].unsqueeze(2)
-        counts_t[s : s + block] = below.sum(2)
-    return counts_t
-
-
-def _vote(
-    near_d2: torch.Tensor, near: torch.Tensor, ref_y: torch.Tensor, classes: int, temperature: float
-) -> torch.Tensor:
-    """Predicted class per row: argmax over classes of Σ 1/(d + T) of the neighbors in each class."""
-    weights = 1.0 / (near_d2.clamp(min=0).sqrt() + temperature)
-    scores = torch.zeros(near.shape[0], classes, dtype=weights.dtype, device=weights.device)
-    scores.scatter_add_(1, ref_y[near], weights)
-    return scores.argmax(dim=1)
-
-
-def _from_rank_excess(total: torch.Tensor, n: int, k: int) -> float:
-    return 1.0 - float(total) * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
-
-
-def _sq_norms(p: torch.Tensor) -> torch.Tensor:
-    return p.square().sum(dim=1)
-
-
-def _sq_dists(rows: torch.Tensor, points: torch.Tensor, sq_points: torch.Tensor) -> torch.Tensor:
-    """Squared euclidean distances (rows × points) via |a|² + |b|² − 2a·b (inputs are centered)."""
-    d2 = torch.addmm(_sq_norms(rows).unsqueeze(1), rows, points.T, alpha=-2.0)
-    return d2.add_(sq_points.unsqueeze(0))
-
-
 def _one_score(
     name: str, X: Any, Z: Any, k: int | Sequence[int], chunk_size: int | None, device: Any
 ) -> float | dict[int, float]:
@@ -276,11 +210,11 @@ def _one_score(
     if name == "continuity":
         x, z = z, x
     n = x.shape[0]
-    sums = _scan(x, z, sizes, _chunk_rows(chunk_size, n, x.device))
-    if name == "knn_recall":
-        values = {size: float(sums.kept[i]) / (n * size) for i, size in enumerate(sizes)}
-    else:
-        values = {size: _from_rank_excess(sums.trust[i], n, size) for i, size in enumerate(sizes)}
+    sums = _scan(_centered(x), _centered(z)[None], sizes, _chunk_rows(chunk_size, n, x.device))
+    table = _score_table(sums, n, sizes, accuracy=False)
+    family = "knn_recall" if name == "knn_recall" else "trustworthiness"
+    got = torch.cat([table[f"{family}_k{size}"] for size in sizes]).tolist()
+    values = dict(zip(sizes, got, strict=True))
     return values[sizes[0]] if _is_single(k) else values
 
 
@@ -296,13 +230,7 @@ def _prepare(
         raise UserError(
             f"`X` and `Z` must have the same number of rows (points), but got {x.shape[0]} and {z.shape[0]}"
         )
-    sizes = _neighborhood_sizes(k, k_name, x.shape[0])
-    return _centered(x), _centered(z), sizes
-
-
-def _centered(p: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
-    """Shift to the (given) mean: distances don't change, and |a|² + |b|² − 2a·b stays accurate."""
-    return p - (p.mean(dim=0) if mean is None else mean)
+    return x, z, _neighborhood_sizes(k, k_name, x.shape[0])
 
 
 def _resolve_device(device: Any, *arrays: Any) -> torch.device:
@@ -331,6 +259,33 @@ def _points(a: Any, name: str, device: torch.device) -> torch.Tensor:
     if bad:
         raise UserError(f"`{name}` must hold only finite values, but got {bad} NaN or infinite entries")
     return t
+
+
+def _member_points(Z: Any, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's points as float64 on `device`, centered per member, and which members are
+    finite (their squared distances too); a non-finite member's points become zeros (its scores
+    are discarded)."""
+    try:
+        t = torch.as_tensor(Z.detach() if isinstance(Z, torch.Tensor) else Z)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"`Z` must be a numeric array, but got {type(Z).__name__}: {e}") from None
+    if t.ndim != 3 or 0 in (t.shape[0], t.shape[2]):
+        raise UserError(
+            "`Z` must be a 3-D array (members × points × features, at least one member and feature), "
+            f"but got shape {tuple(t.shape)}"
+        )
+    if t.shape[1] != n:
+        raise UserError(f"`Z` must embed the {n} points of `X` (shape (K, {n}, E)), but got {tuple(t.shape)}")
+    z = torch.empty(t.shape, dtype=torch.float64, device=device)
+    finite = torch.empty(t.shape[0], dtype=torch.bool, device=device)
+    step = max(1, _MEMORY_BUDGET // (32 * n * t.shape[2]))  # a few members at a time
+    for s in range(0, t.shape[0], step):
+        part = t[s : s + step].to(device=device, dtype=torch.float64)
+        part = _centered(part)  # NaN or infinite throughout if any coordinate is
+        ok = torch.isfinite(4 * part.square().sum(dim=2).amax(dim=1))  # bounds every squared distance
+        finite[s : s + step] = ok
+        z[s : s + step] = torch.where(ok[:, None, None], part, 0.0)
+    return z, finite
 
 
 def _neighborhood_sizes(k: int | Sequence[int], name: str, n: int) -> list[int]:
@@ -385,13 +340,9 @@ def _check_temperature(temperature: float) -> None:
 
 
 def _chunk_rows(chunk_size: int | None, n: int, device: torch.device) -> int:
-    """Rows per chunk: given, or what fits two float64 distance rows of length n in the budget.
-
-    On CPU at most `_CPU_CHUNK` rows: a small block stays in cache across the passes over it.
-    """
+    """Rows per chunk: given, or what fits the memory budget (see `neighbors_members._chunk_rows`)."""
     if chunk_size is None:
-        fit = max(1, _MEMORY_BUDGET // (16 * max(n, 1)))
-        return min(fit, _CPU_CHUNK if device.type == "cpu" else n)
+        return _default_chunk_rows(n, device)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) or chunk_size <= 0:
         raise UserError(f"`chunk_size` must be a positive integer or None, but got {chunk_size!r}")
     return int(chunk_size)

@@ -10,15 +10,17 @@ import pytest
 import torch
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
+from latent_sweep import neighbors_members
 from latent_sweep.errors import UserError
 from latent_sweep.neighbors import (
-    _count_below,
     continuity,
     knn_accuracy,
     knn_recall,
     neighbor_scores,
+    neighbor_scores_members,
     trustworthiness,
 )
+from latent_sweep.neighbors_members import _count_below
 
 
 def _noisy_projection(seed: int, n: int, dim: int, latent: int) -> tuple[np.ndarray, np.ndarray]:
@@ -256,3 +258,125 @@ def test_knn_accuracy_errors():
         knn_accuracy(z, y, np.zeros((4, 3)), y[:4], 3, num_classes=3)
     with _raises("`query_Z` must hold at least one point, but got 0 rows"):
         knn_accuracy(z, y, np.zeros((0, 2)), y[:0], 3, num_classes=3)
+
+
+# --- populations: every member's embedding of the same points at once ----------------------------
+
+
+def _population(seed: int, n: int, dim: int, members: int) -> tuple[np.ndarray, np.ndarray]:
+    """Members' 2-D embeddings of one X: linear maps with growing noise, one without any structure
+    (member 1), and three diverged ones (the last three: NaN, infinite, too large to square)."""
+    rng = np.random.default_rng(seed)
+    x, _ = _noisy_projection(seed, n, dim, 2)
+    maps = rng.normal(size=(members, dim, 2))
+    z = x @ maps + rng.normal(size=(members, n, 2)) * 0.3 * np.arange(members)[:, None, None]
+    z[1] = rng.normal(size=(n, 2))
+    z[-3] *= 1e160
+    z[-2, 5, 0] = np.nan
+    z[-1, 0, 1] = np.inf
+    return x, z
+
+
+def _oracle(x: np.ndarray, z: np.ndarray, ks: list[int]) -> dict[str, float]:
+    """Trustworthiness, continuity and kNN recall from full rank matrices (no ties in the data)."""
+    (dx, rx), (dz, rz) = _numpy_ranks(x), _numpy_ranks(z)
+    n = len(x)
+    scores = {}
+    for k in ks:
+        near_x, near_z = (np.argsort(d, axis=1, kind="stable")[:, :k] for d in (dx, dz))
+        rank_x, rank_z = np.take_along_axis(rx, near_z, 1), np.take_along_axis(rz, near_x, 1)
+        c = 2 / (n * k * (2 * n - 3 * k - 1))
+        scores[f"trustworthiness_k{k}"] = 1 - c * np.clip(rank_x - k, 0, None).sum()
+        scores[f"continuity_k{k}"] = 1 - c * np.clip(rank_z - k, 0, None).sum()
+        scores[f"knn_recall_k{k}"] = (rank_x <= k).sum() / (n * k)
+    return scores
+
+
+@pytest.mark.parametrize(("chunk", "member_chunk"), [(None, None), (7, 3)])
+def test_members_equal_their_neighbor_scores_one_by_one(chunk, member_chunk):
+    x, z = _population(10, 90, 6, 8)
+    labels = np.random.default_rng(10).integers(0, 3, 90)
+    ks = [3, 8, 22]  # 8 members × k 22: ranks in X from sorted rows
+    zt = torch.from_numpy(z)
+    got = neighbor_scores_members(
+        x, zt, ks, labels=labels, temperature=0.5, chunk_size=chunk, member_chunk=member_chunk
+    )
+    names = ("trustworthiness", "continuity", "knn_recall", "knn_accuracy")
+    assert set(got) == {f"{name}_k{k}" for name in names for k in ks}
+    for values in got.values():
+        assert values.dtype == np.float64 and values.shape == (8,)
+        assert np.isnan(values[-3:]).all() and not np.isnan(values[:-3]).any()
+    for m in range(5):
+        one = neighbor_scores(x, z[m], ks, labels=labels, temperature=0.5)
+        for name, value in one.items():
+            assert got[name][m] == pytest.approx(value, abs=1e-12)
+        for name, value in _oracle(x, z[m], ks).items():
+            assert got[name][m] == pytest.approx(value, abs=1e-12)
+    assert got["continuity_k8"][0] > 0.9 > got["continuity_k8"][1]
+
+
+def test_members_search_in_balls_and_in_full_rows_alike(monkeypatch):
+    """Good embeddings are searched in small balls, bad ones in full rows; torch counting (many
+    threads) searches full rows only. All give the oracle's scores."""
+    x, z = _population(11, 80, 5, 6)
+    z = z[:3]  # one block with both kinds of rows
+    seen: list[np.ndarray] = []
+    search = neighbors_members._nearest_in_balls
+
+    def spy(d, kmax, thresholds, inside, size, small):
+        seen.append(small)
+        return search(d, kmax, thresholds, inside, size, small)
+
+    monkeypatch.setattr(neighbors_members, "_nearest_in_balls", spy)
+    single = neighbor_scores_members(x, z, [4, 9])
+    assert seen and all(s.any() and not s.all() for s in seen)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        many = neighbor_scores_members(x, z, [4, 9])
+    finally:
+        torch.set_num_threads(threads)
+    assert len(seen) == 1  # no ball search with torch counting
+    for m in range(3):
+        for name, value in _oracle(x, z[m], [4, 9]).items():
+            assert single[name][m] == pytest.approx(value, abs=1e-12)
+            assert many[name][m] == pytest.approx(value, abs=1e-12)
+
+
+def test_members_of_a_grid_with_distance_ties_match_one_by_one():
+    grid = np.stack(np.meshgrid(np.arange(5), np.arange(5), np.arange(4)), -1).reshape(-1, 3) / 4
+    grid = grid.astype(np.float32)
+    rng = np.random.default_rng(12)
+    z = torch.from_numpy(grid @ rng.normal(size=(3, 4)) + rng.normal(scale=0.1, size=(6, 100, 4))).float()
+    got = neighbor_scores_members(torch.from_numpy(grid), z, [5, 10])
+    for m in range(6):
+        for name, value in neighbor_scores(torch.from_numpy(grid), z[m], [5, 10]).items():
+            assert got[name][m] == value
+
+
+def test_member_blocks_stay_within_the_memory_budget():
+    for device in (torch.device("cpu"), torch.device("cuda")):
+        for n in (512, 5000, 50_000):
+            rows = neighbors_members._chunk_rows(n, device)
+            members = neighbors_members._member_chunk(rows, n, device)
+            entries = rows * n
+            x_bytes, member_bytes = neighbors_members._X_BYTES, neighbors_members._MEMBER_BYTES
+            assert (x_bytes + members * member_bytes) * entries <= neighbors_members._MEMORY_BUDGET
+
+
+def test_member_errors():
+    x, z = _population(13, 40, 3, 3)
+    with _raises(
+        "`Z` must be a 3-D array (members × points × features, at least one member and feature), "
+        "but got shape (40, 2)"
+    ):
+        neighbor_scores_members(x, z[0], [3])
+    with _raises("`Z` must embed the 40 points of `X` (shape (K, 40, E)), but got (3, 39, 2)"):
+        neighbor_scores_members(x, z[:, :39], [3])
+    with _raises("`member_chunk` must be a positive integer or None, but got 0"):
+        neighbor_scores_members(x, z, [3], member_chunk=0)
+    with _raises("`ks` must be < n/2 (n = 40), but got 20"):
+        neighbor_scores_members(x, z, [20])
+    x[0, 0] = np.nan
+    with _raises("`X` must hold only finite values, but got 1 NaN or infinite entries"):
+        neighbor_scores_members(x, z, [3])
