@@ -187,6 +187,7 @@ class Autoencoders:
             self.active[:, col] |= nonzero[:, 1 + j]
         self.anchor_active = nonzero[:, 1 + n_batch :]
         self.actions = members.timelines[0].actions
+        self.objective = loop.compiled(self._objective, cfg.compile)
         self.recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents [K, 6, E]
 
     @torch.no_grad()
@@ -198,20 +199,31 @@ class Autoencoders:
 
     def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, probs = self.batches(step)
-        # Objective: recon + Σ w_t(step)·term_t, all terms as one matrix [K, 1 + n_terms].
+        anchors = tuple(
+            self.recorded[t.name] if t.name in self.recorded and self.anchor_active[step, j] else None
+            for j, t in enumerate(self.anchors)
+        )
+        return self.objective(x, probs, self.w.at(step), tuple(self.active[step].tolist()), anchors)
+
+    def _objective(
+        self,
+        x: torch.Tensor,
+        probs: torch.Tensor,
+        w: torch.Tensor,
+        active: tuple[bool, ...],
+        anchors: tuple[torch.Tensor | None, ...],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """recon + Σ w_t(step)·term_t for all members, the terms as one matrix [K, 1 + n_terms]
+        (anchor terms take their recorded latents, None while off)."""
         out, z = self.model(x)
-        parts = [
-            ((out - x) ** 2).mean(dim=(1, 2)).unsqueeze(1),
-            self.batch_terms(z, probs, self.active[step]),
-        ]
-        for j, (term, fn) in enumerate(zip(self.anchors, self.anchor_loss, strict=True)):
-            if term.name in self.recorded and self.anchor_active[step, j]:
-                z_now = self.model.encode(self.data.primaries)
-                parts.append(fn(z_now, self.recorded[term.name]).mean(dim=1, keepdim=True))
-            else:
+        parts = [((out - x) ** 2).mean(dim=(1, 2)).unsqueeze(1), self.batch_terms(z, probs, list(active))]
+        for fn, recorded in zip(self.anchor_loss, anchors, strict=True):
+            if recorded is None:
                 parts.append(z.new_zeros(self.k, 1))
+            else:
+                z_now = self.model.encode(self.data.primaries)
+                parts.append(fn(z_now, recorded).mean(dim=1, keepdim=True))
         raw = torch.cat(parts, dim=1)
-        w = self.w.at(step)
         # A term with weight 0 contributes 0 even where it is not finite (0·inf would be NaN).
         return raw, torch.where(w != 0, raw * w, 0.0)
 

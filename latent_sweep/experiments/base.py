@@ -30,6 +30,9 @@ class TrialConfig(Strict):
     snapshot_every: int | None = Field(None, ge=1, description="latent snapshots; the final one always")
     history_every: int | None = Field(None, ge=1, description="log every n-th step; default: automatic")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch.compile the step's loss: faster steps (measured 1.6× at K = 64 on one CPU thread)
+    # for a one-off compile of tens of seconds per process; pays off for long runs and large K.
+    compile: bool = False
     schedule: ScheduleConfig
     # A population: per member, config paths and the values it sets (latent_sweep.population).
     members: list[dict[str, Any]] | None = Field(None, min_length=1)

@@ -105,6 +105,12 @@ def build_members(trial_raw: dict, source: str | None = None) -> Members:
     )
 
 
+def compiled(fn: Callable, enabled: bool) -> Callable:
+    """`fn` under `torch.compile` when the config asks for it: shapes are static within a trial
+    (K, the batch), so each distinct set of active terms compiles once."""
+    return torch.compile(fn, dynamic=False) if enabled else fn
+
+
 class Population(Protocol):
     """What an experiment hands the loop."""
 

@@ -212,13 +212,17 @@ class Projectors:
         b, k = cfg.loss.batch_size, cfg.knn.k_neighbors
         shapes = {"anchors": (b,), "negatives": (b, k * cfg.loss.n_negatives)}
         self.streams = MemberStreams(members.seeds, STREAM_BATCHES, shapes, device)
+        self.objective = loop.compiled(self._objective, cfg.compile)
 
     def act(self, step: int) -> None:
         pass  # the projection's schedules have no actions
 
     def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = loss_terms(self.model, self.x, self.knn, self.cfg.loss, self.streams.at(step))
-        return raw, raw * self.w.at(step)
+        return self.objective(self.streams.at(step), self.w.at(step))
+
+    def _objective(self, u: dict[str, torch.Tensor], w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = loss_terms(self.model, self.x, self.knn, self.cfg.loss, u)
+        return raw, raw * w
 
     def evaluate(self) -> dict[str, np.ndarray]:
         """Neighbor scores of the scored points, and the hue wheel of color inputs."""
