@@ -10,8 +10,10 @@ evaluation report to its last (setup, first-call allocations and the first 500 s
 warm-up, reported separately). On CPU: one thread, CPU time of this process
 (`time.process_time`: on a shared machine wall time mostly measures the neighbours' load);
 on CUDA: wall time, each report already synchronized by the evaluation's host transfer.
-The baseline is a plain loop written the way the seed notebook's 1.7 loop is: DataLoader,
-weighted sampler, a Python loop over regularizers with `.item()` per term. Target on CPU:
+`--compile` also runs each population with `compile: true` (torch.compile; the compile time
+is part of its warm-up). The baseline is a plain loop written the way the seed notebook's 1.7
+loop is: DataLoader, weighted sampler, a Python loop over regularizers with `.item()` per term.
+Target on CPU:
 K = 64 ≥ 40× the seed-style loop (20× the floor).
 """
 
@@ -132,11 +134,11 @@ def seed_style_loop(steps: int) -> float:
     return steps / (time.process_time() - start)
 
 
-def population(members: int, steps: int, device: str, profile: bool) -> tuple[float, float]:
+def population(members: int, steps: int, device: str, compile: bool, profile: bool) -> tuple[float, float]:
     """(steady-state model-steps/s, warm-up seconds) of one ex17 population of `members` seeds."""
     trial, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex17.yaml"))
     trial = copy.deepcopy(trial)
-    trial.update(steps=steps, device=device, members=[{"seed": s} for s in range(members)])
+    trial.update(steps=steps, device=device, compile=compile, members=[{"seed": s} for s in range(members)])
     clock = time.process_time if device == "cpu" else time.perf_counter
     marks: list[tuple[int, float]] = []
     start = clock()
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="steps per population (≥ 1000)")
     parser.add_argument("--baseline-steps", type=int, default=2000)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--compile", action="store_true", help="also run each population compiled")
     parser.add_argument("--profile", action="store_true", help="profile the largest population")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -170,9 +173,11 @@ def main() -> None:
     base = seed_style_loop(args.baseline_steps)
     print(f"seed-style loop (cpu, 1 thread): {base:10.0f} steps/s")
     for k in sizes:
-        rate, warm = population(k, args.steps, args.device, args.profile and k == sizes[-1])
-        ratio = f"{rate / base:8.1f}x"
-        print(f"K = {k:6d} ({args.device}): {rate:12.0f} model-steps/s {ratio}  (warm-up {warm:.1f} s)")
+        for compile in (False, True) if args.compile else (False,):
+            rate, warm = population(k, args.steps, args.device, compile, args.profile and k == sizes[-1])
+            mode = "compiled" if compile else "eager"
+            head = f"K = {k:6d} ({args.device}, {mode:8})"
+            print(f"{head}: {rate:10.0f} model-steps/s {rate / base:8.1f}x  (warm-up {warm:.1f} s)")
     print(f"ex17, {args.steps} steps, evaluations every 500, history on; target on cpu: K = 64 ≥ 40x")
 
 

@@ -79,6 +79,7 @@ def test_curriculum_phases_anchor_action_and_checkpointed_anchors(tmp_path):
     assert state["experiment"]["anchors"]["reg-anchor"].shape == (1, 6, 4)
 
 
+@pytest.mark.slow
 def test_killed_train_command_continues_to_the_same_files(tiny_ex17, tmp_path):
     raw = copy.deepcopy(tiny_ex17)
     raw.update(steps=1500, eval_every=250, checkpoint_every=500)

@@ -52,6 +52,7 @@ def two_nodes():
     cluster.shutdown()
 
 
+@pytest.mark.slow
 def test_sweep_spreads_over_two_nodes_and_collects_histories(two_nodes, tmp_path):
     raw = copy.deepcopy(config.load_file(ROOT / "sweeps" / "quick.yaml"))
     raw.update(name="nodes", steps=200, eval_every=100, checkpoint_every=100)

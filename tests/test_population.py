@@ -109,13 +109,17 @@ def test_a_diverging_member_is_frozen_and_the_others_train_on(tiny_ex17, tmp_pat
 
 def test_a_trial_errors_when_every_member_diverged(tiny_ex17, tmp_path):
     raw = population(tiny_ex17, *[{"seed": s, "schedule.scale.lr": 1e15} for s in (0, 1)])
-    with pytest.raises(TrialDiverged, match=r"every member's loss became non-finite \(the first at step \d+\)"):
+    with pytest.raises(
+        TrialDiverged, match=r"every member's loss became non-finite \(the first at step \d+\)"
+    ):
         run_trial(raw, LocalSession(tmp_path))
 
 
 def test_members_must_share_shapes_and_phases(tiny_ex17, tmp_path):
     with pytest.raises(UserError) as info:
-        run_trial(population(tiny_ex17, {"seed": 0}, {"seed": 1, "model.hidden": [8]}), LocalSession(tmp_path))
+        run_trial(
+            population(tiny_ex17, {"seed": 0}, {"seed": 1, "model.hidden": [8]}), LocalSession(tmp_path)
+        )
     assert str(info.value) == (
         "config: members 0 and 1 differ in `model.hidden[0]` (16 vs 8), which cannot vary within a "
         "population: members train as one batched model and share its shapes, data and labels; only "

@@ -67,6 +67,7 @@ def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
         assert set(evals["seed"]) == {row.seed}
 
 
+@pytest.mark.slow
 def test_optuna_optimizes_the_success_rate_of_population_trials(local_ray, tmp_path, capsys):
     space = {
         "schedule.keyframes[5].reg-polar": {"loguniform": [0.001, 0.03]},
@@ -116,6 +117,7 @@ def test_optuna_optimizes_the_success_rate_of_population_trials(local_ray, tmp_p
         cli.dispatch(cli.build_parser().parse_args(["run", str(path), "--storage", str(tmp_path / "res")]))
 
 
+@pytest.mark.slow
 def test_pack_runs_64_configs_by_4_seeds_as_one_trial(local_ray, tmp_path, capsys):
     space = {
         "schedule.keyframes[5].reg-polar": {"loguniform": [0.001, 0.03]},
@@ -211,6 +213,7 @@ def test_stale_lock_is_taken_over(tmp_path):
     assert not (tmp_path / LOCK_FILE).exists()
 
 
+@pytest.mark.slow
 def test_erroring_trial_is_recorded_and_restarted(local_ray, tmp_path):
     # lr × 1e15 blows the weights up: the trial stops with TrialDiverged; its sibling finishes.
     path = tiny_sweep(tmp_path, "err", 200, search="grid", space={"schedule.scale.lr": {"grid": [1.0, 1e15]}})
@@ -261,6 +264,7 @@ def _wait_for_exit(pids: set[int]) -> None:
             os.close(fd)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
     path = tiny_sweep(tmp_path, "kill", 600, seeds=2)  # one population trial of seeds 0 and 1
     results = tmp_path / "res" / "kill"
