@@ -28,11 +28,11 @@ class PopulationAdam:
         self.steps = 0
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor, alive: torch.Tensor) -> None:
-        """One update; `lr` [K] per member, `alive` [K] bool (False: frozen, not updated)."""
+    def step(self, grad: torch.Tensor, lr: torch.Tensor, alive: torch.Tensor) -> None:
+        """One update from `grad` [K, P]; `lr` [K] per member, `alive` [K] bool (False: frozen)."""
         b1, b2 = self.betas
         self.steps += 1
-        p, g = self.params, self.params.grad
+        p, g = self.params, grad
         keep = alive.unsqueeze(1)
         g = torch.where(keep, g, 0.0)  # also drops NaN/inf gradients of diverged members
         lr = torch.where(alive, lr, 0.0).unsqueeze(1)
@@ -44,7 +44,6 @@ class PopulationAdam:
         self.exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
         denom = (self.exp_avg_sq / (1 - b2**self.steps)).sqrt_().add_(self.eps)
         p.addcdiv_(self.exp_avg * (lr / (1 - b1**self.steps)), denom, value=-1.0)
-        p.grad = None
 
     def state_dict(self) -> dict:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}

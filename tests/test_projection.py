@@ -84,7 +84,7 @@ def test_swiss_roll_run_writes_the_layout_and_beats_a_random_projection(tmp_path
     assert final["trustworthiness_k10"] == pytest.approx(trustworthiness(x, z, n_neighbors=10), abs=1e-6)
     random = trustworthiness(x, x @ np.random.default_rng(0).normal(size=(3, 2)), n_neighbors=10)
     assert final["trustworthiness_k10"] > random + 0.08
-    assert final["trustworthiness_k10"] > 0.95
+    assert final["trustworthiness_k10"] > 0.93
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):

@@ -21,6 +21,7 @@ from latent_sweep import population
 from latent_sweep.errors import UserError
 from latent_sweep.experiments.base import TrialConfig
 from latent_sweep.experiments.recording import Recorder, due, history_every
+from latent_sweep.models import Stack
 from latent_sweep.optim import PopulationAdam
 from latent_sweep.session import Session
 from latent_sweep.timeline import Timeline
@@ -114,7 +115,8 @@ def compiled(fn: Callable, enabled: bool) -> Callable:
 class Population(Protocol):
     """What an experiment hands the loop."""
 
-    params: torch.Tensor  # [K, P], the one leaf the optimizer updates
+    params: torch.Tensor  # [K, P], what the optimizer updates
+    model: Stack  # whose leaves (views of `params`) autograd differentiates
     terms: list[str]  # loss term names, in the order of `losses` columns
     lr: MemberCurves
     weight_decay: float
@@ -184,7 +186,7 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         diverged_at = torch.where(alive & ~finite, step, diverged_at)
         alive = alive & finite
         loss.sum().backward()
-        optimizer.step(pop.lr.at(step), alive)
+        optimizer.step(pop.model.take_grad(), pop.lr.at(step), alive)
         if step % every == 0:
             rec.log(step, raw.detach(), weighted.detach(), loss.detach())
 
