@@ -30,7 +30,6 @@ a statistic over seeds.
 
 from __future__ import annotations
 
-import ast
 import copy
 import itertools
 import math
@@ -40,7 +39,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -57,19 +55,7 @@ SCORE_NAME = re.compile(
     r"recon_mse(_\w+)?|hue_(corr|order|winding)|anchor_error_\w+|planarity_vibrant|norm_error"
     r"|(trustworthiness|continuity|knn_recall|knn_accuracy)_k\d+"
 )
-SCORE_LIST = (
-    "recon_mse, hue_corr, hue_order, hue_winding, anchor_error_<concept>, planarity_vibrant, norm_error, "
-    "trustworthiness_k<k>, …"
-)
 STAT_SUFFIXES = tuple(f"_{s}" for s in population.STATS[1:])  # _std, _min, _max over members
-RATES = ("success_rate", "diverged_rate")
-SUCCESS_EXAMPLE = "hue_order >= 0.999 and abs(hue_winding) == 1"
-# What a success expression may hold: comparisons and arithmetic over score names, `abs`, numbers.
-SUCCESS_NODES = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
-    ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Compare, ast.Eq, ast.NotEq,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Call, ast.Name, ast.Load, ast.Constant,
-)  # fmt: skip
 LEAF_FORMS = (
     "{uniform: [lo, hi]}, {loguniform: [lo, hi]}, {quniform: [lo, hi, q]}, {randint: [lo, hi]} "
     "(hi excluded), {choice: [a, b, …]} or {grid: [a, b, …]}"
@@ -352,7 +338,7 @@ def load_spec(raw: dict, source: str | Path) -> SweepSpec:
     if block_raw is None:
         raise UserError(f"{source}: has no `sweep:` block; `latent-sweep run` needs one (see README)")
     if not isinstance(block_raw, dict):
-        raise _err(source, "sweep", f"must be a mapping, but got {block_raw!r:.60}")
+        raise field_error(source, "sweep", f"must be a mapping, but got {block_raw!r:.60}")
     try:
         block = SweepBlock.model_validate(block_raw)
     except pydantic.ValidationError as err:
@@ -361,7 +347,7 @@ def load_spec(raw: dict, source: str | Path) -> SweepSpec:
         if getattr(block, key) is not None:
             base[key] = getattr(block, key)
     if population.MEMBERS in base and block.seeds is not None:
-        raise _err(
+        raise field_error(
             source,
             "sweep.seeds",
             "is set, but the base config has its own `members`; give the population's seeds in one place",
@@ -371,270 +357,39 @@ def load_spec(raw: dict, source: str | Path) -> SweepSpec:
     space = {path: _leaf(source, path, value) for path, value in block.space.items()}
     cfg = config.validate(population.member_raws(base, source)[0], source)
     spec = SweepSpec(block=block, base=base, cfg=cfg, space=space, source=source)
-    _check_space(spec)
-    _check_metric(spec)
-    _check_search(spec)
-    _check_scheduler(spec)
-    _check_pack(spec)
-    if spec.cfg.device == "cuda" and block.resources.gpu == 0:
-        raise _err(source, "sweep.resources.gpu", "is 0, but the config asks for `device: cuda`")
-    for probe in _probes(spec):
-        config.validate(probe, source)
+    from latent_sweep.sweep_checks import check
+
+    check(spec)
     return spec
 
 
-def _err(source: str, path: str, text: str) -> UserError:
+def field_error(source: str, path: str, text: str) -> UserError:
     return UserError(f"{source}: `{path}` {text}")
 
 
 def _leaf(source: str, path: str, value: Any) -> Leaf:
     loc = f"sweep.space.{path}"
     if not isinstance(value, dict) or len(value) != 1:
-        raise _err(source, loc, f"must be one distribution leaf: {LEAF_FORMS}; but got {value!r:.80}")
+        raise field_error(source, loc, f"must be one distribution leaf: {LEAF_FORMS}; but got {value!r:.80}")
     ((kind, args),) = value.items()
     if kind not in ("uniform", "loguniform", "quniform", "randint", "choice", "grid"):
-        raise _err(source, loc, f"has unknown distribution `{kind}`; expected {LEAF_FORMS}")
+        raise field_error(source, loc, f"has unknown distribution `{kind}`; expected {LEAF_FORMS}")
     if not isinstance(args, list) or not args:
-        raise _err(source, loc, f"`{kind}` takes a non-empty list, but got {args!r:.80}")
+        raise field_error(source, loc, f"`{kind}` takes a non-empty list, but got {args!r:.80}")
     if kind in ("choice", "grid"):
         return Leaf(kind, tuple(args))
     arity = 3 if kind == "quniform" else 2
     numeric = all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
     if len(args) != arity or not numeric:
         form = "[lo, hi, q]" if kind == "quniform" else "[lo, hi]"
-        raise _err(source, loc, f"`{kind}` takes {form} (numbers), but got {args!r:.80}")
+        raise field_error(source, loc, f"`{kind}` takes {form} (numbers), but got {args!r:.80}")
     lo, hi = args[0], args[1]
     if kind == "randint" and not all(isinstance(a, int) for a in args):
-        raise _err(source, loc, f"`randint` takes integers [lo, hi] (hi excluded), but got {args}")
+        raise field_error(source, loc, f"`randint` takes integers [lo, hi] (hi excluded), but got {args}")
     if lo >= hi:
-        raise _err(source, loc, f"`{kind}` needs lo < hi, but got {args}")
+        raise field_error(source, loc, f"`{kind}` needs lo < hi, but got {args}")
     if kind == "loguniform" and lo <= 0:
-        raise _err(source, loc, f"`loguniform` needs 0 < lo < hi, but got {args}")
+        raise field_error(source, loc, f"`loguniform` needs 0 < lo < hi, but got {args}")
     if kind == "quniform" and args[2] <= 0:
-        raise _err(source, loc, f"`quniform` needs a step q > 0, but got {args}")
+        raise field_error(source, loc, f"`quniform` needs a step q > 0, but got {args}")
     return Leaf(kind, tuple(args))
-
-
-def _check_space(spec: SweepSpec) -> None:
-    """Every space path names a base config value, or a schedule property for `schedule.scale.*`."""
-    from latent_sweep.schedule import Dopesheet
-
-    src = spec.source
-    props = Dopesheet.from_records(spec.cfg.schedule.keyframes, source=src).props
-    for path in spec.space:
-        loc = f"sweep.space.{path}"
-        if path.startswith(SCALE_PREFIX):
-            prop = path.removeprefix(SCALE_PREFIX)
-            if prop not in props:
-                raise _err(src, loc, f"scales `{prop}`, which is not a schedule property: {', '.join(props)}")
-        elif path == "seed":
-            if spec.block.seeds is not None:
-                raise _err(src, loc, "is also set by `sweep.seeds`; sample the seed in one place")
-        else:
-            try:
-                config.get_path(spec.base, path)
-            except UserError as err:
-                why = str(err).removeprefix(f"config path `{path}`: ")
-                raise _err(src, loc, f"does not name a value in the base config: {why}") from None
-
-
-def _check_metric(spec: SweepSpec) -> None:
-    """`metric` is a score (the mean over members), a statistic over members or a rate;
-    `success` is an expression over score names that pandas can evaluate."""
-    b, src = spec.block, spec.source
-    if statistic_of(b.metric) is None and b.metric not in RATES:
-        raise _err(
-            src,
-            "sweep.metric",
-            f"must be a score name ({SCORE_LIST}; the mean over a trial's members), a score with `_std`, "
-            f"`_min` or `_max` (that statistic over the members), `success_rate` (with `sweep.success`) "
-            f"or `diverged_rate`, but got `{b.metric}`",
-        )
-    score = statistic_of(b.metric)
-    if score != b.metric and score is not None and len(population.overrides(spec.base)) * b.pack == 1:
-        became = "0" if b.metric.endswith("_std") else f"`{score}` itself"
-        raise _err(
-            src,
-            "sweep.metric",
-            f"is `{b.metric}`, a statistic over a trial's members, but every trial of this sweep trains one "
-            f"member, so it would be {became}; set `sweep.seeds: N` (with `population: seeds`, the default) "
-            f"to train N seeds in each trial, or use `{score}`",
-        )
-    if b.success is None:
-        if b.metric == "success_rate":
-            raise _err(
-                src,
-                "sweep.metric",
-                "is `success_rate`, but the sweep defines no `sweep.success` expression to count "
-                f"successful members with; add one, e.g. `success: {SUCCESS_EXAMPLE}`",
-            )
-        return
-    try:
-        tree = ast.parse(b.success.strip(), mode="eval")
-    except SyntaxError as err:
-        raise _err(
-            src, "sweep.success", f"is not a valid expression ({err.msg}): `{b.success}`; {_success_hint()}"
-        ) from None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id != "abs" and not is_score(node.id):
-            raise _err(
-                src,
-                "sweep.success",
-                f"names `{node.id}`, which is not a score; the expression is evaluated on each member's "
-                f"final scores ({SCORE_LIST}); {_success_hint()}",
-            )
-        called = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "abs"
-        constant = isinstance(node, ast.Constant) and isinstance(node.value, int | float)
-        if not isinstance(node, SUCCESS_NODES) or (isinstance(node, ast.Call) and not called):
-            raise _err(
-                src, "sweep.success", f"uses `{ast.unparse(node)}` in `{b.success}`; {_success_hint()}"
-            )
-        if isinstance(node, ast.Constant) and not constant:
-            raise _err(src, "sweep.success", f"compares with `{node.value!r}`; {_success_hint()}")
-    names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id != "abs"})
-    try:
-        population.success_mask(pd.DataFrame({n: [0.0] for n in names}), b.success)
-    except Exception as err:  # pandas raises many kinds here; all mean the expression is bad
-        raise _err(src, "sweep.success", f"cannot be evaluated ({err}); {_success_hint()}") from None
-
-
-def _success_hint() -> str:
-    return (
-        "expected comparisons of score names, joined with `and`/`or`/`not`, with numbers, arithmetic "
-        f"and `abs(...)`, e.g. `{SUCCESS_EXAMPLE}`"
-    )
-
-
-def _check_search(spec: SweepSpec) -> None:
-    b, src = spec.block, spec.source
-    grids = [p for p, leaf in spec.space.items() if leaf.kind == "grid"]
-    if b.search == "grid":
-        others = [p for p in spec.space if p not in grids]
-        if others:
-            kind = spec.space[others[0]].kind
-            raise _err(
-                src,
-                f"sweep.space.{others[0]}",
-                f"is `{kind}`, but `sweep.search` is `grid`, which only enumerates `grid` leaves; "
-                "use `grid: [...]` or `search: random`",
-            )
-        if isinstance(b.seeds, SampledSeed):
-            raise _err(src, "sweep.seeds", "cannot be sampled in a grid search; use `seeds: N`")
-    if b.search == "optuna":
-        if grids:
-            raise _err(
-                src,
-                f"sweep.space.{grids[0]}",
-                "is a `grid`, which Optuna cannot sample; use `choice: [...]`, or `search: random`",
-            )
-        if not spec.space and not isinstance(b.seeds, SampledSeed):
-            raise _err(src, "sweep.space", "is empty, so Optuna has nothing to search; use `search: random`")
-    elif b.startup_trials is not None:
-        raise _err(src, "sweep.startup_trials", f"applies to `search: optuna` only, not `{b.search}`")
-
-
-def _check_scheduler(spec: SweepSpec) -> None:
-    b, src = spec.block, spec.source
-    for name in ("asha", "pbt"):
-        if getattr(b, name) is not None and b.scheduler != name:
-            raise _err(
-                src, f"sweep.{name}", f"sets {name} parameters, but `sweep.scheduler` is `{b.scheduler}`"
-            )
-    if b.scheduler == "asha" and not spec.seed_population and spec.seed_repeats > 1:
-        raise _err(
-            src,
-            "sweep.scheduler",
-            f"is `asha`, but with `sweep.population: none` each of the {spec.seed_repeats} seeds of a config "
-            "is its own trial, and early stopping would cut some seeds of a config and not others, biasing "
-            "its statistics; use `population: seeds` (the default: one trial trains all seeds of a config "
-            "and reports statistics over them) or `scheduler: fifo`",
-        )
-    if b.scheduler != "pbt":
-        return
-    if b.search != "random":
-        raise _err(
-            src,
-            "sweep.scheduler",
-            f"is `pbt`, which mutates configs itself and cannot be combined with search algorithm "
-            f"`{b.search}`; use `search: random` with pbt",
-        )
-    scales = [p for p in spec.space if p.startswith(SCALE_PREFIX)]
-    if not scales:
-        raise _err(
-            src,
-            "sweep.space",
-            "has no `schedule.scale.<property>` leaf, but pbt mutates schedule multipliers and needs one",
-        )
-    for path in scales:
-        if spec.space[path].kind == "grid":
-            raise _err(
-                src, f"sweep.space.{path}", "is a `grid`, which pbt cannot mutate; use `choice` or a range"
-            )
-    if spec.pbt_interval % spec.cfg.checkpoint_every:
-        raise _err(
-            src,
-            "sweep.pbt.perturbation_interval",
-            f"must be a multiple of the checkpoint interval ({spec.cfg.checkpoint_every}) so that exploiting "
-            f"trials copy a fresh checkpoint, but got {spec.pbt_interval}",
-        )
-
-
-def _check_pack(spec: SweepSpec) -> None:
-    """Packing needs configs known up front, trials judged whole, and space paths members can vary in."""
-    b, src = spec.block, spec.source
-    if b.pack == 1:
-        return
-    head = f"is {b.pack}, but"
-    if not spec.seed_population:
-        raise _err(
-            src,
-            "sweep.pack",
-            f"{head} `sweep.population` is `none` (one seed per trial), and packing puts several configs "
-            "into one population trial; use `population: seeds` (the default) or `pack: 1`",
-        )
-    if b.search == "optuna":
-        raise _err(
-            src,
-            "sweep.pack",
-            f"{head} `sweep.search` is `optuna`, which suggests each config from the results of the ones "
-            "before it and so cannot draw configs ahead to pack them into one trial; use `search: random` "
-            "or `grid` to pack configs, or `pack: 1`",
-        )
-    if b.scheduler != "fifo":
-        does = {
-            "asha": "stops whole trials early by their reported metric",
-            "pbt": "replaces whole trials' configs with mutated copies of better trials",
-        }[b.scheduler]
-        raise _err(
-            src,
-            "sweep.pack",
-            f"{head} `sweep.scheduler` is `{b.scheduler}`, which {does}, and a packed trial holds up to "
-            f"{b.pack} unrelated configs that must be judged one by one; use `scheduler: fifo` to pack "
-            "configs, or `pack: 1`",
-        )
-    allowed = population.vectorizable(spec.cfg.experiment)
-    for path in spec.space:
-        if not allowed.fullmatch(path):
-            raise _err(
-                src,
-                f"sweep.space.{path}",
-                f"cannot differ between the members of one trial, and with `sweep.pack` {b.pack} every "
-                "sampled path does: members train as one batched model and share its shapes, data and "
-                "labels; only the seed, schedule keyframe values and STEPs, `schedule.scale.*` and scalar "
-                f"term parameters can be packed (paths matching `{allowed.pattern}`); use `pack: 1` to "
-                "sample this path",
-            )
-
-
-def _probes(spec: SweepSpec) -> list[dict]:
-    """Member configs with leaves at representative values (every option of a choice or grid),
-    so a value the experiment would reject fails here, before any trial starts."""
-    first = {p: leaf.probe() for p, leaf in spec.space.items()}
-    variants = [first] + [
-        {**first, p: option}
-        for p, leaf in spec.space.items()
-        if leaf.kind in ("choice", "grid")
-        for option in leaf.args[1:]
-    ]
-    # The members of a config differ only in their seed: its first member stands for all.
-    return [population.member_raws(trial_config(spec.base, {PARAMS: v}))[0] for v in variants]

@@ -1,0 +1,277 @@
+"""Checks of a sweep block against its base config, run once by `load_spec` before any trial
+starts: space paths, the metric and the success expression, search, scheduler and packing
+combinations, and every `choice`/`grid` option validated as a trial config."""
+
+from __future__ import annotations
+
+import ast
+
+import pandas as pd
+
+from latent_sweep import config, population
+from latent_sweep.errors import UserError
+from latent_sweep.sweep_spec import (
+    PARAMS,
+    SCALE_PREFIX,
+    SampledSeed,
+    SweepSpec,
+    field_error,
+    is_score,
+    statistic_of,
+    trial_config,
+)
+
+SCORE_LIST = (
+    "recon_mse, hue_corr, hue_order, hue_winding, anchor_error_<concept>, planarity_vibrant, norm_error, "
+    "trustworthiness_k<k>, …"
+)
+RATES = ("success_rate", "diverged_rate")
+SUCCESS_EXAMPLE = "hue_order >= 0.999 and abs(hue_winding) == 1"
+# What a success expression may hold: comparisons and arithmetic over score names, `abs`, numbers.
+SUCCESS_NODES = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
+    ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Compare, ast.Eq, ast.NotEq,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Call, ast.Name, ast.Load, ast.Constant,
+)  # fmt: skip
+
+
+def check(spec: SweepSpec) -> None:
+    """Everything `run` would trip over before the first trial: a one-paragraph UserError."""
+    _check_space(spec)
+    _check_metric(spec)
+    _check_search(spec)
+    _check_scheduler(spec)
+    _check_pack(spec)
+    if spec.cfg.device == "cuda" and spec.block.resources.gpu == 0:
+        raise field_error(spec.source, "sweep.resources.gpu", "is 0, but the config asks for `device: cuda`")
+    for probe in _probes(spec):
+        config.validate(probe, spec.source)
+
+
+def _check_space(spec: SweepSpec) -> None:
+    """Every space path names a base config value, or a schedule property for `schedule.scale.*`."""
+    from latent_sweep.schedule import Dopesheet
+
+    src = spec.source
+    props = Dopesheet.from_records(spec.cfg.schedule.keyframes, source=src).props
+    for path in spec.space:
+        loc = f"sweep.space.{path}"
+        if path.startswith(SCALE_PREFIX):
+            prop = path.removeprefix(SCALE_PREFIX)
+            if prop not in props:
+                raise field_error(
+                    src, loc, f"scales `{prop}`, which is not a schedule property: {', '.join(props)}"
+                )
+        elif path == "seed":
+            if spec.block.seeds is not None:
+                raise field_error(src, loc, "is also set by `sweep.seeds`; sample the seed in one place")
+        else:
+            try:
+                config.get_path(spec.base, path)
+            except UserError as err:
+                why = str(err).removeprefix(f"config path `{path}`: ")
+                raise field_error(src, loc, f"does not name a value in the base config: {why}") from None
+
+
+def _check_metric(spec: SweepSpec) -> None:
+    """`metric` is a score (the mean over members), a statistic over members or a rate;
+    `success` is an expression over score names that pandas can evaluate."""
+    b, src = spec.block, spec.source
+    if statistic_of(b.metric) is None and b.metric not in RATES:
+        raise field_error(
+            src,
+            "sweep.metric",
+            f"must be a score name ({SCORE_LIST}; the mean over a trial's members), a score with `_std`, "
+            f"`_min` or `_max` (that statistic over the members), `success_rate` (with `sweep.success`) "
+            f"or `diverged_rate`, but got `{b.metric}`",
+        )
+    score = statistic_of(b.metric)
+    if score != b.metric and score is not None and len(population.overrides(spec.base)) * b.pack == 1:
+        became = "0" if b.metric.endswith("_std") else f"`{score}` itself"
+        raise field_error(
+            src,
+            "sweep.metric",
+            f"is `{b.metric}`, a statistic over a trial's members, but every trial of this sweep trains one "
+            f"member, so it would be {became}; set `sweep.seeds: N` (with `population: seeds`, the default) "
+            f"to train N seeds in each trial, or use `{score}`",
+        )
+    if b.success is None:
+        if b.metric == "success_rate":
+            raise field_error(
+                src,
+                "sweep.metric",
+                "is `success_rate`, but the sweep defines no `sweep.success` expression to count "
+                f"successful members with; add one, e.g. `success: {SUCCESS_EXAMPLE}`",
+            )
+        return
+    try:
+        tree = ast.parse(b.success.strip(), mode="eval")
+    except SyntaxError as err:
+        raise field_error(
+            src, "sweep.success", f"is not a valid expression ({err.msg}): `{b.success}`; {_success_hint()}"
+        ) from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id != "abs" and not is_score(node.id):
+            raise field_error(
+                src,
+                "sweep.success",
+                f"names `{node.id}`, which is not a score; the expression is evaluated on each member's "
+                f"final scores ({SCORE_LIST}); {_success_hint()}",
+            )
+        called = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "abs"
+        constant = isinstance(node, ast.Constant) and isinstance(node.value, int | float)
+        if not isinstance(node, SUCCESS_NODES) or (isinstance(node, ast.Call) and not called):
+            raise field_error(
+                src, "sweep.success", f"uses `{ast.unparse(node)}` in `{b.success}`; {_success_hint()}"
+            )
+        if isinstance(node, ast.Constant) and not constant:
+            raise field_error(src, "sweep.success", f"compares with `{node.value!r}`; {_success_hint()}")
+    names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id != "abs"})
+    try:
+        population.success_mask(pd.DataFrame({n: [0.0] for n in names}), b.success)
+    except Exception as err:  # pandas raises many kinds here; all mean the expression is bad
+        raise field_error(src, "sweep.success", f"cannot be evaluated ({err}); {_success_hint()}") from None
+
+
+def _success_hint() -> str:
+    return (
+        "expected comparisons of score names, joined with `and`/`or`/`not`, with numbers, arithmetic "
+        f"and `abs(...)`, e.g. `{SUCCESS_EXAMPLE}`"
+    )
+
+
+def _check_search(spec: SweepSpec) -> None:
+    b, src = spec.block, spec.source
+    grids = [p for p, leaf in spec.space.items() if leaf.kind == "grid"]
+    if b.search == "grid":
+        others = [p for p in spec.space if p not in grids]
+        if others:
+            kind = spec.space[others[0]].kind
+            raise field_error(
+                src,
+                f"sweep.space.{others[0]}",
+                f"is `{kind}`, but `sweep.search` is `grid`, which only enumerates `grid` leaves; "
+                "use `grid: [...]` or `search: random`",
+            )
+        if isinstance(b.seeds, SampledSeed):
+            raise field_error(src, "sweep.seeds", "cannot be sampled in a grid search; use `seeds: N`")
+    if b.search == "optuna":
+        if grids:
+            raise field_error(
+                src,
+                f"sweep.space.{grids[0]}",
+                "is a `grid`, which Optuna cannot sample; use `choice: [...]`, or `search: random`",
+            )
+        if not spec.space and not isinstance(b.seeds, SampledSeed):
+            raise field_error(
+                src, "sweep.space", "is empty, so Optuna has nothing to search; use `search: random`"
+            )
+    elif b.startup_trials is not None:
+        raise field_error(src, "sweep.startup_trials", f"applies to `search: optuna` only, not `{b.search}`")
+
+
+def _check_scheduler(spec: SweepSpec) -> None:
+    b, src = spec.block, spec.source
+    for name in ("asha", "pbt"):
+        if getattr(b, name) is not None and b.scheduler != name:
+            raise field_error(
+                src, f"sweep.{name}", f"sets {name} parameters, but `sweep.scheduler` is `{b.scheduler}`"
+            )
+    if b.scheduler == "asha" and not spec.seed_population and spec.seed_repeats > 1:
+        raise field_error(
+            src,
+            "sweep.scheduler",
+            f"is `asha`, but with `sweep.population: none` each of the {spec.seed_repeats} seeds of a config "
+            "is its own trial, and early stopping would cut some seeds of a config and not others, biasing "
+            "its statistics; use `population: seeds` (the default: one trial trains all seeds of a config "
+            "and reports statistics over them) or `scheduler: fifo`",
+        )
+    if b.scheduler != "pbt":
+        return
+    if b.search != "random":
+        raise field_error(
+            src,
+            "sweep.scheduler",
+            f"is `pbt`, which mutates configs itself and cannot be combined with search algorithm "
+            f"`{b.search}`; use `search: random` with pbt",
+        )
+    scales = [p for p in spec.space if p.startswith(SCALE_PREFIX)]
+    if not scales:
+        raise field_error(
+            src,
+            "sweep.space",
+            "has no `schedule.scale.<property>` leaf, but pbt mutates schedule multipliers and needs one",
+        )
+    for path in scales:
+        if spec.space[path].kind == "grid":
+            raise field_error(
+                src, f"sweep.space.{path}", "is a `grid`, which pbt cannot mutate; use `choice` or a range"
+            )
+    if spec.pbt_interval % spec.cfg.checkpoint_every:
+        raise field_error(
+            src,
+            "sweep.pbt.perturbation_interval",
+            f"must be a multiple of the checkpoint interval ({spec.cfg.checkpoint_every}) so that exploiting "
+            f"trials copy a fresh checkpoint, but got {spec.pbt_interval}",
+        )
+
+
+def _check_pack(spec: SweepSpec) -> None:
+    """Packing needs configs known up front, trials judged whole, and space paths members can vary in."""
+    b, src = spec.block, spec.source
+    if b.pack == 1:
+        return
+    head = f"is {b.pack}, but"
+    if not spec.seed_population:
+        raise field_error(
+            src,
+            "sweep.pack",
+            f"{head} `sweep.population` is `none` (one seed per trial), and packing puts several configs "
+            "into one population trial; use `population: seeds` (the default) or `pack: 1`",
+        )
+    if b.search == "optuna":
+        raise field_error(
+            src,
+            "sweep.pack",
+            f"{head} `sweep.search` is `optuna`, which suggests each config from the results of the ones "
+            "before it and so cannot draw configs ahead to pack them into one trial; use `search: random` "
+            "or `grid` to pack configs, or `pack: 1`",
+        )
+    if b.scheduler != "fifo":
+        does = {
+            "asha": "stops whole trials early by their reported metric",
+            "pbt": "replaces whole trials' configs with mutated copies of better trials",
+        }[b.scheduler]
+        raise field_error(
+            src,
+            "sweep.pack",
+            f"{head} `sweep.scheduler` is `{b.scheduler}`, which {does}, and a packed trial holds up to "
+            f"{b.pack} unrelated configs that must be judged one by one; use `scheduler: fifo` to pack "
+            "configs, or `pack: 1`",
+        )
+    allowed = population.vectorizable(spec.cfg.experiment)
+    for path in spec.space:
+        if not allowed.fullmatch(path):
+            raise field_error(
+                src,
+                f"sweep.space.{path}",
+                f"cannot differ between the members of one trial, and with `sweep.pack` {b.pack} every "
+                "sampled path does: members train as one batched model and share its shapes, data and "
+                "labels; only the seed, schedule keyframe values and STEPs, `schedule.scale.*` and scalar "
+                f"term parameters can be packed (paths matching `{allowed.pattern}`); use `pack: 1` to "
+                "sample this path",
+            )
+
+
+def _probes(spec: SweepSpec) -> list[dict]:
+    """Member configs with leaves at representative values (every option of a choice or grid),
+    so a value the experiment would reject fails here, before any trial starts."""
+    first = {p: leaf.probe() for p, leaf in spec.space.items()}
+    variants = [first] + [
+        {**first, p: option}
+        for p, leaf in spec.space.items()
+        if leaf.kind in ("choice", "grid")
+        for option in leaf.args[1:]
+    ]
+    # The members of a config differ only in their seed: its first member stands for all.
+    return [population.member_raws(trial_config(spec.base, {PARAMS: v}))[0] for v in variants]
