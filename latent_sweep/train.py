@@ -114,19 +114,19 @@ def print_members(final) -> None:
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from latent_sweep.schedule import Dopesheet
-    from latent_sweep.timeline import Timeline
+    from latent_sweep.experiments.loop import build_members
 
     raw = config.load_file(args.sweep)
     trial, sweep_block = config.split_sweep(raw)
-    cfg = config.validate(trial, args.sweep)
-    sheet = Dopesheet.from_records(cfg.schedule.keyframes, source=args.sweep)
-    sheet.require(["lr"])
-    timeline = Timeline(sheet, scale=cfg.schedule.scale)
+    # Every member's config, and whether the members can train as one batched model.
+    members = build_members(trial, args.sweep)
+    trials = ""
     if sweep_block is not None:
         from latent_sweep.sweep_spec import load_spec
 
-        load_spec(raw, args.sweep)  # the sweep block: space paths, search, scheduler
-    phases = ", ".join(f"{p.name} [{p.start}–{p.end}]" for p in timeline.phases) or "none"
-    print(f"{args.sweep}: ok — {cfg.experiment}, {cfg.steps or len(timeline)} steps, phases: {phases}")
+        trials = f"; {load_spec(raw, args.sweep).describe()}"  # space paths, search, scheduler, pack
+    elif len(members) > 1:
+        trials = f"; {len(members)} members"
+    phases = ", ".join(f"{p.name} [{p.start}–{p.end}]" for p in members.timelines[0].phases) or "none"
+    print(f"{args.sweep}: ok — {members.cfg.experiment}, {members.total} steps, phases: {phases}{trials}")
     return 0

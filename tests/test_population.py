@@ -129,3 +129,19 @@ def test_members_must_share_shapes_and_phases(tiny_ex17, tmp_path):
     moved_end.pop("steps")
     with pytest.raises(UserError, match="members 0 and 1 have schedules of different length"):
         run_trial(moved_end, LocalSession(tmp_path))
+
+
+def test_validate_checks_every_member(tiny_ex17, tmp_path, capsys):
+    import yaml
+
+    from latent_sweep.cli import main
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(yaml.safe_dump(population(tiny_ex17, *seeds(0, 1, 2))))
+    bad.write_text(yaml.safe_dump(population(tiny_ex17, {"seed": 0}, {"seed": 1, "data.batch_size": 32})))
+    assert main(["validate", str(good)]) == 0
+    assert capsys.readouterr().out.strip().endswith("phases: Train [0–10000]; 3 members")
+    assert main(["validate", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {bad}: members 0 and 1 differ in `data.batch_size` (64 vs 32), which cannot vary"
+    )
