@@ -52,7 +52,7 @@ def hue_scores_members(
     steps = torch.atan2(torch.sin(delta), torch.cos(delta))  # wrapped to (−π, π]
     positive, negative = (steps > 0).sum(dim=1), (steps < 0).sum(dim=1)
     order_frac = torch.maximum(positive, negative).double() / steps.shape[1]
-    winding = torch.round(steps.sum(dim=1) / (2 * math.pi))
+    winding = torch.round(steps.sum(dim=1) / (2 * math.pi)) + 0.0  # + 0.0: no "-0" for no turn
     names = ("hue_corr", "hue_order", "hue_winding")
     return _to_host(names, (corr, order_frac, winding), _finite(z))
 

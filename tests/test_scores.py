@@ -137,3 +137,12 @@ def test_single_model_scores_of_a_diverged_model_are_nan():
     z[4, 0] = np.nan
     assert all(math.isnan(v) for v in hue_scores(z, np.arange(12) / 12).values())
     assert math.isnan(scores.planarity(z)) and math.isnan(scores.norm_error(z))
+
+
+def test_no_turn_is_a_plain_zero():
+    # Hues folded back and forth: the angle steps sum to a small negative number of turns.
+    h = np.arange(36) / 36
+    theta = 0.3 * np.sin(2 * np.pi * h) - 0.01
+    z = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    winding = hue_scores(z, h)["hue_winding"]
+    assert winding == 0 and math.copysign(1.0, winding) == 1.0
