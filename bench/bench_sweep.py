@@ -37,7 +37,8 @@ def main() -> None:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         results = Path(storage, "b")
-        trials = pd.read_parquet(results / "trials.parquet")
+        # One row per member: a trial's times once.
+        trials = pd.read_parquet(results / "trials.parquet").drop_duplicates("trial_id")
         loop = [read_table(results / d / "history")["wall_time"].iloc[-1] for d in trials["trial_dir"]]
 
     load = os.getloadavg()[0]
