@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--seeds", help="train these seeds as one population, e.g. 0-19 or 0,2,5-7")
     p.add_argument("--steps", type=int, help="stop after this many steps")
-    p.add_argument("--out", help="trial directory (default: results/<name>/train-seed<N>)")
+    p.add_argument("--out", help="trial directory (default: results/train/<name>-seed<N>)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: these models are tiny)")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
 

@@ -19,6 +19,7 @@ import copy
 import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -178,6 +179,16 @@ def _finish(spec: SweepSpec, path: str) -> int:
     written = trials_parquet.write(path, trials_parquet.to_table(rows))
     print_leaderboard(rows, spec)
     print(f"results: {path}\ntrials table: {written}")
+    statuses = {row["trial_id"]: row["status"] for row in rows}
+    failed = sum(status != "TERMINATED" for status in statuses.values())
+    if failed:
+        print(
+            f"error: {failed} of {len(statuses)} trials did not finish (status and reason in the "
+            f"`status` and `error` columns of `latent-sweep table {path}`); retry errored trials "
+            f"with `latent-sweep resume {path} --restart-errored`",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -49,8 +49,15 @@ def train_command(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise UserError(f"--threads must be ≥ 1, but got {args.threads}")
     torch.set_num_threads(args.threads)
-    label = f"seed{cfg.seed}" if seeds is None else f"seeds{args.seeds.replace(',', '_')}"
-    out = Path(args.out) if args.out else Path("results") / cfg.name / f"train-{label}"
+    if seeds is not None:
+        label = f"seeds{args.seeds.replace(',', '_')}"
+    else:  # one seed, or the population a trial's config.yaml lists
+        label = f"{len(trial['members'])}-members" if trial.get("members") else f"seed{cfg.seed}"
+    # By default beside sweeps' results, never inside one (its tables would list the trial).
+    out = Path(args.out) if args.out else Path("results") / "train" / f"{cfg.name}-{label}"
+    resumed = claim_out_dir(out, trial)
+    if resumed is not None:
+        print(f"resuming from step {resumed} (the last checkpoint in {out})", flush=True)
     total = cfg.steps or len(Timeline(Dopesheet.from_records(cfg.schedule.keyframes)))
     # A live bar on a terminal; plain, flushed lines in logs and pipes (one per evaluation).
     live = sys.stdout.isatty()
@@ -77,6 +84,31 @@ def train_command(args: argparse.Namespace) -> int:
     print_members(final)
     print(f"trial directory: {out}")
     return 0
+
+
+def claim_out_dir(out: Path, trial: dict) -> int | None:
+    """Check that `out` can hold this trial: a new directory, or one holding this very config
+    (then training continues: returns the step of its last checkpoint). A directory holding a
+    trial of another config or seed is refused, before anything in it is touched."""
+    from latent_sweep.results import flatten
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; expected a directory for the trial")
+    existing = out / "config.yaml"
+    if existing.is_file():
+        theirs, mine = flatten(config.read_yaml(existing), ""), flatten(trial, "")
+        differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+        if differ:
+            shown = "; ".join(
+                f"`{k[1:]}` is {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:3]
+            )
+            more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+            raise UserError(
+                f"{out} holds a trial of another config ({shown}{more}); train into another "
+                f"directory with --out, or remove {out} to start over"
+            )
+    steps = [int(p.name.split("_")[1]) for p in (out / "checkpoints").glob("checkpoint_*") if p.is_dir()]
+    return max(steps, default=None)
 
 
 SUMMARY_SCORES = (

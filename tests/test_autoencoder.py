@@ -106,3 +106,30 @@ def test_killed_train_command_continues_to_the_same_files(tiny_ex17, tmp_path):
     subprocess.run([*cmd, "--out", str(cut)], check=True, capture_output=True)
     for a, b in zip(tables(tmp_path / "whole"), tables(cut), strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_train_refuses_a_directory_holding_another_trial(tiny_ex17, tmp_path, capsys):
+    from latent_sweep.cli import main
+
+    raw = copy.deepcopy(tiny_ex17)
+    raw.update(steps=100, eval_every=50, checkpoint_every=50, snapshot_every=25)
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "trial"
+    assert main(["train", str(cfg_file), "--out", str(out)]) == 0
+    # Snapshots between evaluations too: every 25 steps.
+    assert sorted(p.name for p in (out / "latents").iterdir()) == [
+        f"step-{s:09d}.parquet" for s in (25, 50, 75, 100)
+    ]
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    assert main(["train", str(cfg_file), "--out", str(out), "--seed", "8"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out} holds a trial of another config (`seed` is 7 there, 8 here); train into another "
+        f"directory with --out, or remove {out} to start over\n"
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+    assert main(["train", str(cfg_file), "--out", str(out)]) == 0  # the same config: it continues
+    assert capsys.readouterr().out.startswith(f"resuming from step 100 (the last checkpoint in {out})")

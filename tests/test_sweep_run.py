@@ -214,18 +214,19 @@ def test_stale_lock_is_taken_over(tmp_path):
 
 
 @pytest.mark.slow
-def test_erroring_trial_is_recorded_and_restarted(local_ray, tmp_path):
+def test_erroring_trial_is_recorded_and_restarted(local_ray, tmp_path, capsys):
     # lr × 1e15 blows the weights up: the trial stops with TrialDiverged; its sibling finishes.
     path = tiny_sweep(tmp_path, "err", 200, search="grid", space={"schedule.scale.lr": {"grid": [1.0, 1e15]}})
-    assert run("run", path, "--storage", tmp_path / "res") == 0
+    assert run("run", path, "--storage", tmp_path / "res") == 1  # not every trial finished
     results = tmp_path / "res" / "err"
+    assert capsys.readouterr().err.startswith("error: 1 of 2 trials did not finish (status and reason in")
     trials = pd.read_parquet(results / "trials.parquet").set_index("config.schedule.scale.lr")
     assert trials.loc[1.0, "status"] == "TERMINATED" and trials.loc[1.0, "steps"] == 200
     failed = trials.loc[1e15]
     assert failed["status"] == "ERROR"
     assert failed["error"].startswith("TrialDiverged: ")
 
-    assert run("resume", results, "--restart-errored") == 0
+    assert run("resume", results, "--restart-errored") == 1  # it diverges again
     again = pd.read_parquet(results / "trials.parquet").set_index("config.schedule.scale.lr")
     assert again.loc[1e15, "status"] == "ERROR" and again.loc[1e15, "trial_id"] != failed["trial_id"]
     assert again.loc[1.0, "trial_id"] == trials.loc[1.0, "trial_id"]  # finished trials are kept

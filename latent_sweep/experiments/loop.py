@@ -192,14 +192,14 @@ def train(pop: Population, members: Members, session: Session, success: str | No
 
         done = step + 1
         evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
+        if snapshot_now:  # also between evaluations
+            rec.snapshot(done, *pop.snapshot())
         if not evaluate_now:
             continue
         if not bool(alive.any()):  # one host sync per evaluation
             first = int(diverged_at.min())
             raise TrialDiverged(f"every member's loss became non-finite (the first at step {first})")
         result = member_scores(members, pop.evaluate(), alive, diverged_at)
-        if snapshot_now:
-            rec.snapshot(done, *pop.snapshot())
         state = None
         if checkpoint_now:
             state = {
