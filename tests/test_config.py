@@ -103,6 +103,28 @@ BAD_INPUTS = {
         "error: {yaml}: `data.batch_size` input should be a valid integer, unable to parse string as an "
         "integer, but got 'many'",
     ),
+    "plane_outside_latent_dim": (
+        ("plane: [0, 1]", "plane: [0, 4]"),
+        None,
+        "error: {yaml}: `terms[2].plane` must list distinct latent dimensions in 0…3 (latent_dim = 4), "
+        "but got [0, 4]",
+    ),
+    "degenerate_hue_plane": (
+        ("eval_grid: 8 ", "eval_grid: 8\nscores: {hue_plane: [1, 1]}\n#"),
+        None,
+        "error: {yaml}: `scores.hue_plane` must list distinct latent dimensions in 0…3 (latent_dim = 4), "
+        "but got [1, 1]",
+    ),
+    "zero_width": (
+        ("hidden: [16]", "hidden: [0]"),
+        None,
+        "error: {yaml}: `model.hidden[0]` input should be greater than or equal to 1, but got 0",
+    ),
+    "unknown_phase": (
+        ("eval_grid: 8 ", "eval_grid: 8\n  phases: {Warmup: hues}\n#"),
+        None,
+        "error: {yaml}: `data.phases` names phase `Warmup`, which the schedule does not have: ['Train']",
+    ),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -48,7 +48,7 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
-    hidden: list[int] = Field([16], min_length=1)
+    hidden: list[Annotated[int, Field(ge=1)]] = Field([16], min_length=1)
     latent_dim: int = Field(4, ge=2)
     normalize: bool = False
 
@@ -96,4 +96,23 @@ class AutoencoderConfig(TrialConfig):
                 )
             if isinstance(term, Anchor) and term.affinities:
                 raise ValueError(f"terms[{i}] is an anchor term, which acts on its reference set, not labels")
+            for field in ("plane", "channels"):
+                if getattr(term, field, None) is not None:
+                    self._latent_indices(f"terms[{i}].{field}", list(getattr(term, field)))
+        self._latent_indices("scores.hue_plane", list(self.scores.hue_plane))
+        phases = {k.get("PHASE") for k in self.schedule.keyframes if k.get("PHASE")}
+        for name in self.data.phases:
+            if name not in phases:
+                raise ValueError(
+                    f"`data.phases` names phase `{name}`, which the schedule does not have: {sorted(phases)}"
+                )
         return self
+
+    def _latent_indices(self, path: str, indices: list[int]) -> None:
+        """Latent dimensions a term or score reads: distinct, each in 0 … latent_dim − 1."""
+        dim = self.model.latent_dim
+        if not indices or any(not 0 <= i < dim for i in indices) or len(set(indices)) < len(indices):
+            raise ValueError(
+                f"`{path}` must list distinct latent dimensions in 0…{dim - 1} (latent_dim = {dim}), "
+                f"but got {indices}"
+            )

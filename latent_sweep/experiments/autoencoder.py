@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 
 from latent_sweep import colors, scores
-from latent_sweep.errors import UserError
 from latent_sweep.experiments import loop
 from latent_sweep.experiments.ae_config import AutoencoderConfig
 from latent_sweep.experiments.loop import Members
@@ -94,11 +93,6 @@ class Batches:
         cfg: AutoencoderConfig = members.cfg
         timeline, total = members.timelines[0], members.total
         names = [p.name for p in timeline.phases]
-        for name in cfg.data.phases:
-            if name not in names:
-                raise UserError(
-                    f"`data.phases` names phase `{name}`, which the schedule does not have: {names}"
-                )
         self.sets = [cfg.data.phases.get(name, "hsv") for name in names]
         self.phase = timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]
         self.size, self.hard, self.data = cfg.data.batch_size, cfg.labels.mode == "hard", data
