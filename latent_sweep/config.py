@@ -136,6 +136,10 @@ def load_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
         sheet = Dopesheet.from_csv(csv)
         sheet.require(["lr"])  # every experiment's optimizer reads its learning rate here
         schedule["keyframes"] = sheet.to_records()
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+        # An input file or trial directory, like `csv:` and `base:`, is relative to this file.
+        data["path"] = str(path.parent / data["path"])
     if "base" not in raw:
         return raw
     base = raw.pop("base")

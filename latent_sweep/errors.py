@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Bad input from the user. The CLI prints the message alone (no traceback) and exits 2.
 
     Build messages as: where (file, row, field path), then what was expected and the value
@@ -23,3 +23,7 @@ def where(file: str | Path | None, path: str | None = None, row: int | None = No
     if path:
         parts.append(f"`{path}`")
     return (", ".join(parts) + ": ") if parts else ""
+
+
+class TrialDiverged(RuntimeError):
+    """Every member's training produced non-finite values; the trial stops with this reason."""

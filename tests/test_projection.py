@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 from conftest import assert_crash_resume_matches
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
@@ -273,3 +274,15 @@ def test_sweep_files_validate():
     assert digits.cfg.experiment == "projection" and digits.block.metric == "trustworthiness_k10"
     hues = load_spec(config.load_file(ROOT / "sweeps" / "projection_colors.yaml"), "projection_colors.yaml")
     assert hues.cfg.data.source == "color_cube" and hues.block.metric == "hue_corr"
+
+
+def test_data_path_is_relative_to_the_config_file(tmp_path):
+    sub = tmp_path / "inputs"
+    sub.mkdir()
+    np.save(sub / "x.npy", np.random.default_rng(0).normal(size=(50, 3)))
+    raw = trial(steps=10, data={"source": "file", "path": "x.npy"})
+    (sub / "p.yaml").write_text(yaml.safe_dump(raw))
+    loaded = config.load_file(sub / "p.yaml")
+    assert loaded["data"]["path"] == str(sub / "x.npy")
+    assert proj_data.load(config.validate(loaded).data).features.shape == (50, 3)
+    assert issubclass(UserError, ValueError)  # library callers may catch it the usual way

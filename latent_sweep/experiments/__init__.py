@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 import yaml
 
-from latent_sweep.errors import UserError
-from latent_sweep.experiments.loop import TrialDiverged, build_members
+from latent_sweep.errors import TrialDiverged, UserError
+from latent_sweep.experiments.loop import build_members
 from latent_sweep.session import Session
 
 __all__ = ["TrialDiverged", "config_class", "run_trial", "seed_everything", "write_config"]

@@ -18,17 +18,13 @@ import pandas as pd
 import torch
 
 from latent_sweep import population
-from latent_sweep.errors import UserError
+from latent_sweep.errors import TrialDiverged, UserError
 from latent_sweep.experiments.base import TrialConfig
 from latent_sweep.experiments.recording import Recorder, due, history_every
 from latent_sweep.models import Stack
 from latent_sweep.optim import PopulationAdam
 from latent_sweep.session import Session
 from latent_sweep.timeline import Timeline
-
-
-class TrialDiverged(RuntimeError):
-    """Every member's training produced non-finite values; the trial stops with this reason."""
 
 
 @dataclass
