@@ -19,13 +19,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import ray
+import torch
 import yaml
 from ray import tune
 
 from latent_sweep import cli, config, population
 from latent_sweep.errors import UserError
+from latent_sweep.experiments import run_trial
 from latent_sweep.history import read_table
 from latent_sweep.results import load_evals, load_history, member_rows, read_trial_config
+from latent_sweep.session import LocalSession
 from latent_sweep.sweep import LOCK_FILE, RETRIED_DIR, ResultsLock, config_summaries, print_leaderboard
 from latent_sweep.sweep_spec import load_spec
 
@@ -305,3 +308,33 @@ def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
     final = fresh.groupby("member").last()
     for score in ("hue_corr", "recon_mse", "anchor_error_red"):
         assert final[score].tolist() == members[score].tolist()
+
+
+@pytest.mark.slow
+def test_a_reused_trial_process_gives_what_train_gives(local_ray, tmp_path):
+    # One trial at a time: Ray reuses one worker process for all three trials.
+    path = tiny_sweep(
+        tmp_path,
+        "reuse",
+        200,
+        search="grid",
+        max_concurrent=1,
+        space={"labels.mode": {"grid": ["soft", "hard", "soft"]}},
+    )
+    assert run("run", path, "--storage", tmp_path / "res") == 0
+    results = tmp_path / "res" / "reuse"
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert len(trials) == 3 and trials["trial_id"].nunique() == 3
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the trial's CPU share
+    try:
+        for row in trials.itertuples():
+            raw = yaml.safe_load((results / row.trial_dir / "config.yaml").read_text())
+            alone = run_trial(raw, LocalSession(tmp_path / "alone" / row.trial_dir))
+            pd.testing.assert_frame_equal(
+                read_table(results / row.trial_dir / "history").drop(columns="wall_time"),
+                read_table(tmp_path / "alone" / row.trial_dir / "history").drop(columns="wall_time"),
+            )
+            assert alone.loc[0, "hue_corr"] == row.hue_corr
+    finally:
+        torch.set_num_threads(before)
