@@ -101,6 +101,23 @@ def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
 # Files
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with one trap closed: `+50` would silently load as the number 50."""
+
+
+def _int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    if node.value.startswith("+"):
+        raise UserError(
+            f"line {node.start_mark.line + 1}: `{node.value}` reads in YAML as the number "
+            f"{node.value[1:]}, not as a relative STEP; quote it ('{node.value}') for a step counted "
+            "from the anchor above, or drop the '+'"
+        )
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int)
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -108,9 +125,11 @@ def read_yaml(path: str | Path) -> dict:
     except OSError as err:
         raise UserError(f"{path}: cannot read the file ({err.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    except UserError as err:
+        raise UserError(f"{path}, {err}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of config keys at the top level, but got {raw!r:.60}")
     return raw

@@ -4,8 +4,10 @@
 Choices the SPEC leaves open:
 * Error rows for CSV are file line numbers (the header is row 1, as in a spreadsheet or
   editor); for records the location is the field path, e.g. `schedule.keyframes[2].STEP`.
-* Rows are sorted by resolved step, stably; where two rows key one property (or set a
-  PHASE) at the same step, the later row in the file wins.
+* Rows are sorted by resolved step, stably; where two rows set a PHASE at the same step, the
+  later row in the file wins. Two rows keying one property at the same step must agree.
+* Absolute STEPs may not decrease down the sheet (a row out of order is an error, not a
+  silent re-sort), and no STEP may exceed MAX_STEP.
 * Steps before the first PHASE row belong to no phase (PHASE missing in the table, phase index -1).
   A PHASE row that repeats the current phase's name continues that phase.
 * In records, None, "" and NaN all mean "no key" (NaN is how pandas writes a blank).
@@ -34,6 +36,8 @@ RESERVED = ("STEP", "PHASE", "ACTION")
 SPACES: tuple[Space, ...] = ("linear", "log")
 INTERPS: tuple[Interp, ...] = ("minjerk", "linear", "step")
 LOG_FLOOR = 1e-10
+# A dense schedule holds one float64 per step and property: ten million steps is 80 MB each.
+MAX_STEP = 10_000_000
 HEADER_FORMS = "name, name:space, name::interp or name:space:interp"
 STEP_FORMS = (
     "a non-negative integer anchor, +N/-N (N ≥ 1 steps after the previous or before the "
@@ -198,14 +202,32 @@ def _build(
         columns = ", ".join(h for h, _ in headers)
         raise UserError(f"{where(source)}the schedule needs a STEP column, but its columns are: {columns}.")
     specs = [_parse_step(row.get("STEP"), locate(i, "STEP")) for i, row in enumerate(rows)]
+    _check_anchor_order(specs, locate)
     steps = _resolve(specs, locate)
     keyframes = []
+    keyed: dict[tuple[str, int], float] = {}  # (property, step) → value
     for i, row in enumerate(rows):
         values = {
             p.name: _number(row[p.header], locate(i, p.header))
             for p in properties.values()
             if not _is_blank(row.get(p.header))
         }
+        for p in properties.values():
+            if p.name not in values:
+                continue
+            value, loc = values[p.name], locate(i, p.header)
+            if p.space == "log" and value < 0:
+                raise UserError(
+                    f"{loc}`{p.name}` is in log space, so its keys must be ≥ 0 (0 stands for "
+                    f"{LOG_FLOOR:g}), but got {value:g}."
+                )
+            earlier = keyed.setdefault((p.name, steps[i]), value)
+            if earlier != value:
+                raise UserError(
+                    f"{loc}`{p.name}` is keyed twice at step {steps[i]}, as {earlier:g} and {value:g}; "
+                    "a property takes one value per step (a relative STEP that resolves onto another "
+                    "key's step counts too)."
+                )
         phase = None if _is_blank(row.get("PHASE")) else str(row["PHASE"]).strip()
         actions = _actions(row.get("ACTION"))
         keyframes.append(Keyframe(i, steps[i], specs[i].text, phase, actions, values))
@@ -293,6 +315,20 @@ def _parse_step(value: object, loc: str) -> _StepSpec:
     raise UserError(f"{loc}STEP must be {STEP_FORMS}, but got {value!r}.")
 
 
+def _check_anchor_order(specs: list[_StepSpec], locate: Locate) -> None:
+    """Absolute STEPs must not decrease down the sheet: relative steps count from them."""
+    last: tuple[int, int] | None = None  # (row, step) of the previous anchor
+    for i, spec in enumerate(specs):
+        if spec.sign != 0:
+            continue
+        if last is not None and spec.amount < last[1]:
+            raise UserError(
+                f"{locate(i, 'STEP')}STEP {int(spec.amount)} comes after STEP {last[1]} further up; "
+                "absolute STEPs must not decrease down the sheet."
+            )
+        last = (i, int(spec.amount))
+
+
 def _resolve(specs: list[_StepSpec], locate: Locate) -> list[int]:
     """Resolve relative steps against the nearest anchors above/below in source order."""
     anchors = [i for i, spec in enumerate(specs) if spec.sign == 0]
@@ -319,4 +355,10 @@ def _resolve(specs: list[_StepSpec], locate: Locate) -> list[int]:
         else:
             step = round(nxt - spec.amount * (nxt - prev))
         steps.append(max(0, step))
+    for i, step in enumerate(steps):
+        if step > MAX_STEP:
+            raise UserError(
+                f"{locate(i, 'STEP')}STEP resolves to {step:,}, but a schedule may be at most "
+                f"{MAX_STEP:,} steps long (it is realized as one value per step and property)."
+            )
     return steps

@@ -196,3 +196,17 @@ def test_base_errors(tmp_path):
     with pytest.raises(UserError) as err:
         config.load_file(tmp_path / "c.yaml")
     assert str(err.value) == f"{tmp_path / 'c.yaml'}, `base`: no config file at {tmp_path / 'missing.yaml'}"
+
+
+def test_an_unquoted_plus_step_in_yaml_is_refused(tmp_path, capsys):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "schedule:\n  keyframes:\n    - {STEP: 0, lr: 0.01}\n    - {STEP: +50, lr: 0.02}\n    - {STEP: 100}\n"
+    )
+    assert main(["validate", str(sweep)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {sweep}, line 4: `+50` reads in YAML as the number 50, not as a relative STEP; quote it "
+        "('+50') for a step counted from the anchor above, or drop the '+'\n"
+    )
+    sweep.write_text(sweep.read_text().replace("+50", "'+50'"))
+    assert main(["validate", str(sweep)]) == 0

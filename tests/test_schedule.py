@@ -116,10 +116,35 @@ def test_holds_first_value_before_and_last_after(tmp_path: Path) -> None:
     assert len(timeline) == 21
 
 
-def test_same_step_keys_later_row_wins(tmp_path: Path) -> None:
-    timeline = Timeline(load(tmp_path, "STEP,x::step\n0,1\n10,2\n10,3\n20,4\n"))
-    assert timeline.values("x")[10] == 3.0
-    assert timeline.values("x")[15] == 3.0
+def test_same_step_keys_must_agree(tmp_path: Path) -> None:
+    timeline = Timeline(load(tmp_path, "STEP,x::step,y\n0,1,0\n10,2,\n10,2,5\n20,4,\n"))
+    assert timeline.values("x")[10] == 2.0 and timeline.values("y")[10] == 5.0
+    csv = tmp_path / "s.csv"
+    assert error(tmp_path, "STEP,x::step\n0,1\n10,2\n10,3\n20,4\n") == (
+        f"{csv}, row 4, `x::step`: `x` is keyed twice at step 10, as 2 and 3; a property takes one "
+        "value per step (a relative STEP that resolves onto another key's step counts too)."
+    )
+    # -15 from the anchor at 10 clamps to step 0, where x is already keyed.
+    assert error(tmp_path, "STEP,x\n0,1\n-15,2\n10,3\n").startswith(
+        f"{csv}, row 3, `x`: `x` is keyed twice at step 0, as 1 and 2;"
+    )
+
+
+def test_error_anchors_out_of_order_negative_log_values_and_absurd_lengths(tmp_path: Path) -> None:
+    csv = tmp_path / "s.csv"
+    assert error(tmp_path, "STEP,x\n0,1\n5000,2\n3000,3\n") == (
+        f"{csv}, row 4, `STEP`: STEP 3000 comes after STEP 5000 further up; absolute STEPs must not "
+        "decrease down the sheet."
+    )
+    assert error(tmp_path, "STEP,x:log\n0,1\n10,-0.5\n") == (
+        f"{csv}, row 3, `x:log`: `x` is in log space, so its keys must be ≥ 0 (0 stands for 1e-10), "
+        "but got -0.5."
+    )
+    assert Timeline(load(tmp_path, "STEP,x:log\n0,0\n10,1\n")).values("x")[0] == 1e-10
+    assert error(tmp_path, "STEP,x\n0,1\n1000000000000,2\n") == (
+        f"{csv}, row 3, `STEP`: STEP resolves to 1,000,000,000,000, but a schedule may be at most "
+        "10,000,000 steps long (it is realized as one value per step and property)."
+    )
 
 
 def test_phases_start_end_and_steps_before_the_first_phase(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from latent_sweep.schedule import Dopesheet
+from latent_sweep.schedule import MAX_STEP, Dopesheet
 from latent_sweep.timeline import Timeline
 
 
@@ -24,7 +24,7 @@ class TrialConfig(Strict):
 
     name: str = "trial"
     seed: int = 0
-    steps: int | None = Field(None, ge=1, description="default: the schedule's length")
+    steps: int | None = Field(None, ge=1, le=MAX_STEP, description="default: the schedule's length")
     eval_every: int = Field(500, ge=1)
     checkpoint_every: int = Field(2500, ge=1)
     snapshot_every: int | None = Field(None, ge=1, description="latent snapshots; the final one always")
