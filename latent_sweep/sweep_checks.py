@@ -44,8 +44,10 @@ def check(spec: SweepSpec) -> None:
     _check_pack(spec)
     if spec.cfg.device == "cuda" and spec.block.resources.gpu == 0:
         raise field_error(spec.source, "sweep.resources.gpu", "is 0, but the config asks for `device: cuda`")
+    from latent_sweep.experiments.loop import build_members
+
     for probe in _probes(spec):
-        config.validate(probe, spec.source)
+        build_members(probe, spec.source)  # the config, and its schedule realized
 
 
 def _check_space(spec: SweepSpec) -> None:
@@ -264,14 +266,12 @@ def _check_pack(spec: SweepSpec) -> None:
 
 
 def _probes(spec: SweepSpec) -> list[dict]:
-    """Member configs with leaves at representative values (every option of a choice or grid),
-    so a value the experiment would reject fails here, before any trial starts."""
-    first = {p: leaf.probe() for p, leaf in spec.space.items()}
+    """Member configs with leaves at representative values (every option of a choice or grid,
+    the ends and an inside value of a range), so a value the experiment would reject fails
+    here, before any trial starts."""
+    first = {p: leaf.probes()[0] for p, leaf in spec.space.items()}
     variants = [first] + [
-        {**first, p: option}
-        for p, leaf in spec.space.items()
-        if leaf.kind in ("choice", "grid")
-        for option in leaf.args[1:]
+        {**first, p: value} for p, leaf in spec.space.items() for value in leaf.probes()[1:]
     ]
     # The members of a config differ only in their seed: its first member stands for all.
     return [population.member_raws(trial_config(spec.base, {PARAMS: v}))[0] for v in variants]

@@ -153,11 +153,19 @@ class Leaf:
             return tune.choice(list(self.args))
         return getattr(tune, self.kind)(*self.args)
 
-    def probe(self) -> Any:
-        """A representative value (the low end or first option), to validate the base with it."""
+    def probes(self) -> list[Any]:
+        """Values to validate the base with: every option, or both ends of a range and a value
+        inside it that is not a whole number (so a float leaf on an integer field shows)."""
         if self.kind in ("grid", "choice"):
-            return self.args[0]
-        return self.args[0] if self.kind != "quniform" else round(self.args[0] / self.args[2]) * self.args[2]
+            return list(self.args)
+        lo, hi = self.args[0], self.args[1]
+        if self.kind == "randint":
+            return [lo, hi - 1]
+        if self.kind == "quniform":
+            q = self.args[2]
+            return [round(lo / q) * q, round(hi / q) * q]
+        inside = lo * (hi / lo) ** (1 / math.e) if self.kind == "loguniform" else lo + (hi - lo) / math.e
+        return [lo, inside, hi]
 
 
 @dataclass(frozen=True)

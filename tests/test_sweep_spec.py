@@ -484,3 +484,18 @@ def test_valid_population_combinations(quick_raw):
     assert "members" not in one.base
     terms = spec_with(quick_raw, pack=2, num_samples=2, space={"terms[1].power": {"uniform": [8.0, 12.0]}})
     assert len(terms.packs()) == 1
+
+
+def test_a_range_leaf_must_produce_values_of_the_fields_type(quick_raw):
+    # A uniform batch size would sample 56.48…; a uniform STEP a fractional step.
+    assert error_of(quick_raw, space={"data.batch_size": {"uniform": [32, 96]}}) == (
+        "sweeps/q.yaml: `data.batch_size` input should be a valid integer, got a number with a fractional "
+        "part, but got 55.54428423497231"
+    )
+    assert error_of(quick_raw, space={"schedule.keyframes[5].STEP": {"uniform": [3000, 7000]}}).startswith(
+        "sweeps/q.yaml, `schedule.keyframes[5].STEP`: STEP must be"
+    )
+    # Both ends of a range are tried: a STEP past the next anchor puts the anchors out of order.
+    assert "absolute STEPs must not decrease down the sheet" in error_of(
+        quick_raw, space={"schedule.keyframes[5].STEP": {"randint": [3000, 12000]}}
+    )

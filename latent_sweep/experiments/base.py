@@ -37,9 +37,10 @@ class TrialConfig(Strict):
     # A population: per member, config paths and the values it sets (latent_sweep.population).
     members: list[dict[str, Any]] | None = Field(None, min_length=1)
 
-    def timeline(self) -> tuple[Timeline, int]:
-        """The realized schedule (it must define `lr`) and the number of steps to train."""
-        sheet = Dopesheet.from_records(self.schedule.keyframes, path_prefix="schedule.keyframes")
+    def timeline(self, source: str | None = None) -> tuple[Timeline, int]:
+        """The realized schedule (it must define `lr`) and the number of steps to train; errors
+        name `source`, the file the config came from."""
+        sheet = Dopesheet.from_records(self.schedule.keyframes, source, path_prefix="schedule.keyframes")
         sheet.require(["lr"])
         timeline = Timeline(sheet, scale=self.schedule.scale)
         return timeline, self.steps or len(timeline)
