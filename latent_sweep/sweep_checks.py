@@ -44,10 +44,12 @@ def check(spec: SweepSpec) -> None:
     _check_pack(spec)
     if spec.cfg.device == "cuda" and spec.block.resources.gpu == 0:
         raise field_error(spec.source, "sweep.resources.gpu", "is 0, but the config asks for `device: cuda`")
+    from latent_sweep.experiments import preflight
     from latent_sweep.experiments.loop import build_members
 
     for probe in _probes(spec):
         build_members(probe, spec.source)  # the config, and its schedule realized
+    preflight(build_members(spec.base, spec.source), spec.source)  # input files and their sizes
 
 
 def _check_space(spec: SweepSpec) -> None:

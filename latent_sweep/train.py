@@ -146,6 +146,7 @@ def print_members(final) -> None:
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    from latent_sweep.experiments import preflight
     from latent_sweep.experiments.loop import build_members
 
     raw = config.load_file(args.sweep)
@@ -156,9 +157,11 @@ def validate_command(args: argparse.Namespace) -> int:
     if sweep_block is not None:
         from latent_sweep.sweep_spec import load_spec
 
-        trials = f"; {load_spec(raw, args.sweep).describe()}"  # space paths, search, scheduler, pack
-    elif len(members) > 1:
-        trials = f"; {len(members)} members"
+        # Space paths, search, scheduler, pack, every probe's config, the inputs.
+        trials = f"; {load_spec(raw, args.sweep).describe()}"
+    else:
+        preflight(members, args.sweep)  # input files and their sizes
+        trials = f"; {len(members)} members" if len(members) > 1 else ""
     phases = ", ".join(f"{p.name} [{p.start}–{p.end}]" for p in members.timelines[0].phases) or "none"
     print(f"{args.sweep}: ok — {members.cfg.experiment}, {members.total} steps, phases: {phases}{trials}")
     return 0

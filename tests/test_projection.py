@@ -286,3 +286,20 @@ def test_data_path_is_relative_to_the_config_file(tmp_path):
     assert loaded["data"]["path"] == str(sub / "x.npy")
     assert proj_data.load(config.validate(loaded).data).features.shape == (50, 3)
     assert issubclass(UserError, ValueError)  # library callers may catch it the usual way
+
+
+def test_validate_reads_the_inputs_a_trial_would_read(tmp_path, capsys):
+    from latent_sweep.cli import main
+
+    config_file = tmp_path / "p.yaml"
+    config_file.write_text(yaml.safe_dump(trial(data={"source": "file", "path": "missing.npy"})))
+    assert main(["validate", str(config_file)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {config_file}: `data.path`: {tmp_path / 'missing.npy'} does not exist; expected a .npy or "
+        ".parquet feature file\n"
+    )
+    config_file.write_text(yaml.safe_dump(trial(data={"source": "swiss_roll", "n_samples": 20})))
+    assert main(["validate", str(config_file)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {config_file}: `knn.k_neighbors` must be < n/2 (n = 20 input points), but got 15\n"
+    )

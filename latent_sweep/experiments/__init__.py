@@ -14,18 +14,19 @@ import torch
 import yaml
 
 from latent_sweep.errors import TrialDiverged, UserError
-from latent_sweep.experiments.loop import build_members
+from latent_sweep.experiments.loop import Members, build_members
 from latent_sweep.session import Session
 
-__all__ = ["TrialDiverged", "config_class", "run_trial", "seed_everything", "write_config"]
+__all__ = ["TrialDiverged", "config_class", "preflight", "run_trial", "seed_everything", "write_config"]
 
 
 def _registry() -> dict[str, tuple[type, Any]]:
+    """Experiment name → (its config class, its module: `train` and `preflight`)."""
     from latent_sweep.experiments import autoencoder, projection
 
     return {
-        "autoencoder": (autoencoder.AutoencoderConfig, autoencoder.train),
-        "projection": (projection.ProjectionConfig, projection.train),
+        "autoencoder": (autoencoder.AutoencoderConfig, autoencoder),
+        "projection": (projection.ProjectionConfig, projection),
     }
 
 
@@ -35,6 +36,15 @@ def config_class(kind: str, source: str | Path | None = None) -> type:
         head = f"{source}: " if source else ""
         raise UserError(f"{head}`experiment` must be one of {', '.join(registry)}, but got {kind!r}")
     return registry[kind][0]
+
+
+def preflight(members: Members, source: str | None = None) -> None:
+    """Everything a trial would check before its first step beyond the config itself (input
+    files, their sizes), as a one-paragraph UserError naming `source`."""
+    try:
+        _registry()[members.cfg.experiment][1].preflight(members)
+    except UserError as err:
+        raise UserError(f"{source}: {err}" if source else str(err)) from None
 
 
 def seed_everything(seed: int) -> None:
@@ -80,6 +90,6 @@ def run_trial(
     torch.set_flush_denormal(True)
     reuse_freed_memory()
     try:
-        return _registry()[members.cfg.experiment][1](members, session, success)
+        return _registry()[members.cfg.experiment][1].train(members, session, success)
     finally:
         torch.set_flush_denormal(False)

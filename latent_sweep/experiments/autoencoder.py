@@ -274,6 +274,10 @@ def member_powers(members: Members, device: torch.device) -> dict[str, torch.Ten
     return out
 
 
+def preflight(members: Members) -> None:
+    """Nothing beyond the config's own checks: the color data are built in, not read."""
+
+
 def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
     """Train the autoencoder population under its schedules; report scores and checkpoints."""
     device = pick_device(members.cfg.device)

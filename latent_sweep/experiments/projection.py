@@ -179,6 +179,22 @@ def embed(model: Projections, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(x[s : s + rows]) for s in range(0, len(x), rows)], dim=1)
 
 
+def load_inputs(cfg: ProjectionConfig, device: torch.device) -> tuple[proj_data.Inputs, Evaluation]:
+    """The input points and the evaluation set, checked against the config's neighborhood
+    sizes; `latent-sweep validate` runs this too, so a bad input fails before any trial."""
+    inputs = proj_data.load(cfg.data)
+    n = len(inputs.features)
+    if cfg.knn.k_neighbors >= n / 2:
+        k = cfg.knn.k_neighbors
+        raise UserError(f"`knn.k_neighbors` must be < n/2 (n = {n} input points), but got {k}")
+    return inputs, Evaluation.build(cfg, inputs, device)
+
+
+def preflight(members: Members) -> None:
+    """What a trial would trip over before its first step: the inputs and their sizes."""
+    load_inputs(members.cfg, torch.device("cpu"))
+
+
 class Projectors:
     """The projection population the loop trains (see `loop.Population`): members share the
     input data and its kNN graph on the device and differ in seed and schedule values."""
@@ -186,13 +202,8 @@ class Projectors:
     def __init__(self, members: Members, device: torch.device) -> None:
         cfg: ProjectionConfig = members.cfg
         self.cfg, total = cfg, members.total
-        self.inputs = inputs = proj_data.load(cfg.data)
-        n = len(inputs.features)
-        if cfg.knn.k_neighbors >= n / 2:
-            raise UserError(
-                f"`knn.k_neighbors` must be < n/2 (n = {n} input points), but got {cfg.knn.k_neighbors}"
-            )
-        self.ev = Evaluation.build(cfg, inputs, device)
+        inputs, self.ev = load_inputs(cfg, device)
+        self.inputs = inputs
         x = torch.tensor(inputs.features, dtype=torch.float32, device=device)
         self.knn = knn_graph(x, cfg.knn.k_neighbors, cfg.knn.metric)
         if cfg.data.standardize:
