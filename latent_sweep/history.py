@@ -10,11 +10,15 @@ the rows an uninterrupted run would have — no duplicates, no gaps.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs
 import pyarrow.parquet as pq
+
+from latent_sweep.errors import UserError
 
 PART_PREFIX = "part-"
 
@@ -53,13 +57,51 @@ def truncate(directory: str | Path, from_step: int) -> None:
             part.unlink()
 
 
-def read_table(directory: str | Path) -> pd.DataFrame:
-    """All parts of a history directory as one DataFrame sorted by step (empty if none)."""
-    parts = list_parts(directory)
+def read_table(directory: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The part files (`part-<step>.parquet`) of a directory, local or a URI (s3://, gs://, file://),
+    as one table sorted by step; empty when there are none. `columns`: those of them a part has."""
+    directory = str(directory)
+    if "://" in directory:
+        fs, root = pyarrow.fs.FileSystem.from_uri(directory)
+    else:
+        fs, root = pyarrow.fs.LocalFileSystem(), str(Path(directory).absolute())
+    found = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    parts = sorted(  # zero-padded first steps: names sort in step order; temporaries start with "."
+        i.path
+        for i in found
+        if i.type == pyarrow.fs.FileType.File
+        and i.base_name.startswith(PART_PREFIX)
+        and i.base_name.endswith(".parquet")
+    )
     if not parts:
         return pd.DataFrame({"step": pd.Series([], dtype="int64")})
-    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+    tables = [read_part(fs, part, columns) for part in parts]
+    table = pa.concat_tables(tables, promote_options="default")
     return table.to_pandas().sort_values("step", kind="stable").reset_index(drop=True)
+
+
+PART_REMEDY = "remove it to read the rest, or re-run the trial with `latent-sweep train <trial>/config.yaml`"
+
+
+def read_part(
+    fs: pyarrow.fs.FileSystem, part: str, columns: Sequence[str] | None = None, remedy: str = PART_REMEDY
+) -> pa.Table:
+    """One Parquet file (`columns`: those of them it has); a damaged one is a UserError naming
+    it and `remedy`."""
+    try:
+        with fs.open_input_file(part) as f:
+            names = None if columns is None else [c for c in columns if c in pq.read_schema(f).names]
+            return pq.read_table(f, columns=names)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise UserError(
+            f"{part}: not a readable Parquet file ({err}). Files here are written whole, so it was "
+            f"damaged afterwards (a full disk, a power cut, a copy cut short): {remedy}"
+        ) from None
+
+
+def read_local(path: Path, remedy: str = PART_REMEDY) -> pd.DataFrame:
+    """A local Parquet file as a DataFrame, a damaged one a UserError (see `read_part`)."""
+    return read_part(pyarrow.fs.LocalFileSystem(), str(path.absolute()), remedy=remedy).to_pandas()
 
 
 def records_to_table(columns: dict[str, list], schema: pa.Schema) -> pa.Table:

@@ -29,6 +29,7 @@ from matplotlib.patches import Circle
 
 from latent_sweep.compare import key_scores, sort_trials
 from latent_sweep.errors import UserError
+from latent_sweep.history import read_local
 from latent_sweep.population import member_raws
 from latent_sweep.results import (
     KEY_COLUMNS,
@@ -69,7 +70,7 @@ def load_latents(trial_dir: str | Path, member: int = 0) -> tuple[int, pd.DataFr
             f"only trials that record latents can be drawn with --kind latent"
         )
     step, path = max(found)
-    latents = pd.read_parquet(path)
+    latents = read_local(path, remedy="remove it to draw the trial's previous snapshot")
     if "member" in latents:
         latents = latents[latents["member"] == member].reset_index(drop=True)
     elif member != 0:

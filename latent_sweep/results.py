@@ -25,14 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.fs
-import pyarrow.parquet as pq
 
 from latent_sweep import population
 from latent_sweep.config import read_yaml
 from latent_sweep.errors import UserError
-from latent_sweep.history import PART_PREFIX
+from latent_sweep.history import read_local, read_table
 from latent_sweep.sweep_spec import statistic_of
 
 META_COLUMNS = (
@@ -69,13 +66,13 @@ def load_trials(*dirs: str | Path) -> pd.DataFrame:
 def load_history(trial_dir: str | Path, member: int | None = None) -> pd.DataFrame:
     """A trial's step history (`history/` part files) as one table sorted by step; one member's
     rows when `member` is given."""
-    return _of_member(read_parts(_trial_path(trial_dir) / "history"), member)
+    return _of_member(read_table(_trial_path(trial_dir) / "history"), member)
 
 
 def load_evals(trial_dir: str | Path, member: int | None = None) -> pd.DataFrame:
     """A trial's evaluation history (`evals/` part files) as one table sorted by step; one
     member's rows when `member` is given."""
-    return _of_member(read_parts(_trial_path(trial_dir) / "evals"), member)
+    return _of_member(read_table(_trial_path(trial_dir) / "evals"), member)
 
 
 def _of_member(table: pd.DataFrame, member: int | None) -> pd.DataFrame:
@@ -85,33 +82,6 @@ def _of_member(table: pd.DataFrame, member: int | None) -> pd.DataFrame:
     if "member" in table:
         return table[table["member"] == member].reset_index(drop=True)
     return table if member == 0 else table.iloc[:0]
-
-
-def read_parts(directory: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The part files (`part-<step>.parquet`) of a directory, local or a URI (s3://, gs://, file://),
-    as one table sorted by step; empty when there are none. `columns`: those of them a part has."""
-    directory = str(directory)
-    if "://" in directory:
-        fs, root = pyarrow.fs.FileSystem.from_uri(directory)
-    else:
-        fs, root = pyarrow.fs.LocalFileSystem(), str(Path(directory).absolute())
-    found = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
-    parts = sorted(  # zero-padded first steps: names sort in step order; temporaries start with "."
-        i.path
-        for i in found
-        if i.type == pyarrow.fs.FileType.File
-        and i.base_name.startswith(PART_PREFIX)
-        and i.base_name.endswith(".parquet")
-    )
-    if not parts:
-        return pd.DataFrame({"step": pd.Series([], dtype="int64")})
-    tables = []
-    for part in parts:
-        with fs.open_input_file(part) as f:
-            names = None if columns is None else [c for c in columns if c in pq.read_schema(f).names]
-            tables.append(pq.read_table(f, columns=names))
-    table = pa.concat_tables(tables, promote_options="default")
-    return table.to_pandas().sort_values("step", kind="stable").reset_index(drop=True)
 
 
 def _trial_path(trial_dir: str | Path) -> Path:
@@ -151,7 +121,8 @@ def _load_sweep(path: Path) -> tuple[pd.DataFrame, Sweep]:
         return from_dirs[rel]
 
     table = path / "trials.parquet"
-    rows: list[dict[str, Any]] = pd.read_parquet(table).to_dict("records") if table.exists() else []
+    remedy = f"rebuild it from the trials with `latent-sweep resume {path}`"
+    rows: list[dict[str, Any]] = read_local(table, remedy).to_dict("records") if table.exists() else []
     listed: set[str] = set()
     for row in rows:
         row.setdefault("member", 0)  # a table from before populations: one member per trial
@@ -220,8 +191,8 @@ def _row_dir(row: dict[str, Any], found: dict[str, Path]) -> str | None:
 
 def _dir_rows(trial_dir: Path, rel: str) -> list[dict[str, Any]]:
     """A trial directory's member rows, from its own files."""
-    history = read_parts(trial_dir / "history", columns=("step", "wall_time"))
-    evals = read_parts(trial_dir / "evals")
+    history = read_table(trial_dir / "history", columns=("step", "wall_time"))
+    evals = read_table(trial_dir / "evals")
     logged = [int(t["step"].max()) for t in (history, evals) if len(t)]
     span = None
     if "wall_time" in history and len(history):

@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.fs
 import pyarrow.parquet as pq
 
-from latent_sweep.results import member_rows, read_parts
+from latent_sweep.history import read_table
+from latent_sweep.results import member_rows
 from latent_sweep.sweep_spec import trial_config
 
 FILE = "trials.parquet"
@@ -48,7 +49,7 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
             trial.trial_id,
             trial.status,
             trial_config(base, trial.config),
-            read_parts(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
+            read_table(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
             steps=int(last.get("step", 0)),
             wall_time_s=last.get("time_total_s"),
             error=error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None,

@@ -24,13 +24,13 @@ from latent_sweep import trials
 from latent_sweep.cli import main
 from latent_sweep.compare import pareto_front
 from latent_sweep.errors import UserError
+from latent_sweep.history import read_table
 from latent_sweep.results import (
     load_evals,
     load_history,
     load_trials,
     lower_is_better,
     member_rows,
-    read_parts,
     read_trial_config,
 )
 
@@ -435,7 +435,7 @@ def gamma_rows(root: Path, status: str = "TERMINATED") -> list[dict]:
     rows = []
     for trial_id in GAMMA:
         raw = read_trial_config(root / trial_id)
-        evals = read_parts(f"file://{root / trial_id / 'evals'}")
+        evals = read_table(f"file://{root / trial_id / 'evals'}")
         tail = {"steps": 99, "wall_time_s": 1.5, "error": None, "trial_dir": trial_id}
         rows += member_rows(trial_id, status, raw, evals, **tail)
     return rows
@@ -546,3 +546,24 @@ def test_evals_and_history_of_one_member(gamma):
 def make_results_dir(tmp: Path) -> Path:
     alpha = tmp / "alpha"
     return alpha if alpha.exists() else make_sweep(alpha, ALPHA, with_table=True)
+
+
+def test_damaged_files_are_named_not_read_silently(tmp_path, capsys):
+    alpha, _ = make_results(tmp_path)
+    # A trials.parquet cut short: the table refuses it and says how to rebuild it.
+    table = alpha / "trials.parquet"
+    table.write_bytes(table.read_bytes()[:100])
+    assert main(["table", str(alpha)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {table}: not a readable Parquet file (")
+    assert err.endswith(f"rebuild it from the trials with `latent-sweep resume {alpha}`\n")
+    table.unlink()
+    # A truncated evaluation part of one trial.
+    part = sorted(alpha.glob("*/evals/part-*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:-30])
+    assert main(["table", str(alpha)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {part}: not a readable Parquet file (") and "Traceback" not in err
+    assert err.endswith(
+        "remove it to read the rest, or re-run the trial with `latent-sweep train <trial>/config.yaml`\n"
+    )
