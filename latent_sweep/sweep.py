@@ -180,6 +180,14 @@ def _finish(spec: SweepSpec, path: str) -> int:
     print_leaderboard(rows, spec)
     print(f"results: {path}\ntrials table: {written}")
     statuses = {row["trial_id"]: row["status"] for row in rows}
+    unfinished = sum(status not in ("TERMINATED", "ERROR") for status in statuses.values())
+    if unfinished:  # Tune returns before every trial ended only when it was interrupted (Ctrl-C)
+        print(
+            f"interrupted: {unfinished} of {len(statuses)} trials had not finished; their last "
+            f"checkpoints and the experiment state are saved. Continue with `latent-sweep resume {path}`",
+            file=sys.stderr,
+        )
+        return 130
     failed = sum(status != "TERMINATED" for status in statuses.values())
     if failed:
         print(

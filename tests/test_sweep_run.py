@@ -338,3 +338,28 @@ def test_a_reused_trial_process_gives_what_train_gives(local_ray, tmp_path):
             assert alone.loc[0, "hue_corr"] == row.hue_corr
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path):
+    path = tiny_sweep(
+        tmp_path, "sigint", 600, seeds=2, search="grid", space={"labels.mode": {"grid": ["soft", "hard"]}}
+    )
+    results = tmp_path / "res" / "sigint"
+    cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", tmp_path / "res"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # blocks until `run` announces a trial's first checkpoint
+        if "first checkpoint" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 130
+    assert (
+        f"checkpoints and the experiment state are saved. Continue with `latent-sweep resume {results}`"
+        in err
+    )
+
+    assert run("resume", results) == 0
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"} and set(trials["steps"]) == {600}
+    assert_complete_histories(results, trials)
