@@ -135,7 +135,8 @@ def _trainable(spec: SweepSpec, path: str):
 
     b = spec.block
     results_dir = None if _is_uri(path) else path
-    return trainable(spec.base, results_dir, spec.source, b.resources.cpu, b.resources.gpu, b.success)
+    resources = {"cpu": b.resources.cpu, "gpu": b.resources.gpu}
+    return trainable(spec.base, results_dir, spec.source, resources, b.metric, b.mode, b.success)
 
 
 def trial_dirname(trial) -> str:
@@ -163,7 +164,9 @@ def _tuner(spec: SweepSpec, path: str, name: str):
         # end. Ray deletes old checkpoints before its experiment state (which names the one to
         # restore from) reaches storage, so a kill in between would leave a dangling reference.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-        failure_config=tune.FailureConfig(max_failures=0),
+        # A lost worker or node: retry from the last checkpoint (deterministic failures end the
+        # trial instead, see `tune_adapter.train_trial`).
+        failure_config=tune.FailureConfig(max_failures=b.max_failures),
         # Only URI storage needs trial files uploaded; local trials write in place.
         sync_config=tune.SyncConfig(sync_artifacts=_is_uri(path)),
     )
@@ -269,6 +272,10 @@ class Progress(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         last = trial.last_result or {}
+        reason = last.get(trials_parquet.FAILED)
+        if reason:
+            print(f"  ERROR {trial.trial_id}  {reason}  (not retried: a retry would fail alike)", flush=True)
+            return
         value = last.get(self.metric)
         shown = f"{self.metric}={value:.4g}" if isinstance(value, float) else ""
         print(f"  done  {trial.trial_id}  step {last.get('step', 0)}  {shown}", flush=True)

@@ -123,6 +123,7 @@ class SweepBlock(Strict):
     checkpoint_every: int | None = Field(None, ge=1)
     history_every: int | None = Field(None, ge=1)
     storage: str | None = None
+    max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node was lost")
 
     @field_validator("seeds", mode="before")
     @classmethod

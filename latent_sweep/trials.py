@@ -26,6 +26,9 @@ from latent_sweep.results import member_rows
 from latent_sweep.sweep_spec import trial_config
 
 FILE = "trials.parquet"
+# A trial that failed for a reason a retry would meet again (divergence, a config error) reports
+# it under this key and ends; its rows say ERROR with that reason.
+FAILED = "trial_failed"
 HEAD = [("trial_id", pa.string()), ("member", pa.int64()), ("seed", pa.int64()), ("status", pa.string())]
 TAIL = [
     ("diverged_at", pa.int64()),
@@ -45,14 +48,16 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
     for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
         last = trial.last_result or {}
         trial_dir = PurePosixPath(trial.path).name
+        failed = last.get(FAILED)  # ended by a deterministic failure, not retried
+        status = "ERROR" if failed else trial.status
         rows += member_rows(
             trial.trial_id,
-            trial.status,
+            status,
             trial_config(base, trial.config),
             read_table(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
             steps=int(last.get("step", 0)),
             wall_time_s=last.get("time_total_s"),
-            error=error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None,
+            error=failed or (error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None),
             trial_dir=trial_dir,
         )
     return rows

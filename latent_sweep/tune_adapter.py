@@ -12,6 +12,7 @@ under the same names, so storage holds no duplicates.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ray import tune
 
 from latent_sweep.session import load_state, save_state
 from latent_sweep.sweep_spec import trial_config
+from latent_sweep.trials import FAILED
 
 
 class RaySession:
@@ -29,6 +31,7 @@ class RaySession:
 
     def __init__(self, trial_dir: Path) -> None:
         self.trial_dir = trial_dir
+        self.step = 0  # the last step reported
 
     def restore(self) -> dict[str, Any] | None:
         checkpoint = tune.get_checkpoint()
@@ -41,6 +44,7 @@ class RaySession:
         # `done` is Ray's own key: reporting done=True makes Tune stop the trial at once, which
         # would cut off whatever the loop does after its final report.
         metrics = {k: v for k, v in metrics.items() if k != "done"}
+        self.step = int(metrics.get("step", self.step))
         if checkpoint is None:
             tune.report(metrics)
             return
@@ -51,14 +55,27 @@ class RaySession:
 
 
 def train_trial(
-    tune_config: dict, *, base: dict, results_dir: str | None, source: str, success: str | None = None
+    tune_config: dict,
+    *,
+    base: dict,
+    results_dir: str | None,
+    source: str,
+    metric: str,
+    mode: str,
+    success: str | None = None,
 ) -> None:
     """One Tune trial: build its config (with its population's `members`), fit torch to its
     resources, run it through a RaySession; its reports carry `success_rate` when `success`
     (the sweep's expression over a member's scores) is given.
 
+    Tune retries a trial that raises (from its last checkpoint, up to `max_failures` times):
+    right for a lost worker or node, wasted on a deterministic failure. So a trial that
+    diverged or met a configuration error ends instead, reporting the reason (`FAILED`) and the
+    worst value of `metric`; `trials.parquet` lists it as ERROR with that reason.
+
     `results_dir` is the sweep's local results directory, or None when storage is a URI.
     """
+    from latent_sweep.errors import TrialDiverged, UserError
     from latent_sweep.experiments import run_trial
 
     context = tune.get_context()
@@ -70,12 +87,31 @@ def train_trial(
         raw["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
     working_dir = Path(context.get_trial_dir())
     trial_dir = Path(results_dir, working_dir.name) if results_dir else working_dir
-    run_trial(raw, RaySession(trial_dir), source=source, success=success)
+    session = RaySession(trial_dir)
+    try:
+        run_trial(raw, session, source=source, success=success)
+    except (TrialDiverged, UserError) as err:
+        worst = -math.inf if mode == "max" else math.inf
+        tune.report({"step": session.step, metric: worst, FAILED: f"{type(err).__name__}: {err}"})
 
 
 def trainable(
-    base: dict, results_dir: str | None, source: str, cpu: float, gpu: float, success: str | None = None
+    base: dict,
+    results_dir: str | None,
+    source: str,
+    resources: dict,
+    metric: str,
+    mode: str,
+    success: str | None,
 ):
     """The Tune trainable for a sweep: `train_trial` with its fixed arguments and resources."""
-    fn = tune.with_parameters(train_trial, base=base, results_dir=results_dir, source=source, success=success)
-    return tune.with_resources(fn, {"cpu": cpu, "gpu": gpu})
+    fn = tune.with_parameters(
+        train_trial,
+        base=base,
+        results_dir=results_dir,
+        source=source,
+        metric=metric,
+        mode=mode,
+        success=success,
+    )
+    return tune.with_resources(fn, resources)

@@ -217,8 +217,9 @@ def test_stale_lock_is_taken_over(tmp_path):
 
 
 @pytest.mark.slow
-def test_erroring_trial_is_recorded_and_restarted(local_ray, tmp_path, capsys):
+def test_a_diverged_trial_ends_once_with_its_reason(local_ray, tmp_path, capsys):
     # lr × 1e15 blows the weights up: the trial stops with TrialDiverged; its sibling finishes.
+    # Divergence is deterministic, so it is not retried, though `max_failures` is 2 by default.
     path = tiny_sweep(tmp_path, "err", 200, search="grid", space={"schedule.scale.lr": {"grid": [1.0, 1e15]}})
     assert run("run", path, "--storage", tmp_path / "res") == 1  # not every trial finished
     results = tmp_path / "res" / "err"
@@ -227,14 +228,15 @@ def test_erroring_trial_is_recorded_and_restarted(local_ray, tmp_path, capsys):
     assert trials.loc[1.0, "status"] == "TERMINATED" and trials.loc[1.0, "steps"] == 200
     failed = trials.loc[1e15]
     assert failed["status"] == "ERROR"
-    assert failed["error"].startswith("TrialDiverged: ")
+    assert failed["error"].startswith("TrialDiverged: every member's loss became non-finite")
+    attempts = {t.trial_id: t.num_failures for t in tune.ExperimentAnalysis(str(results)).trials}
+    assert attempts == {failed["trial_id"]: 0, trials.loc[1.0, "trial_id"]: 0}
 
-    assert run("resume", results, "--restart-errored") == 1  # it diverges again
+    # Nothing to restart: the trial ended for good, and resume says so again.
+    assert run("resume", results, "--restart-errored") == 1
     again = pd.read_parquet(results / "trials.parquet").set_index("config.schedule.scale.lr")
-    assert again.loc[1e15, "status"] == "ERROR" and again.loc[1e15, "trial_id"] != failed["trial_id"]
-    assert again.loc[1.0, "trial_id"] == trials.loc[1.0, "trial_id"]  # finished trials are kept
-    assert (results / RETRIED_DIR / failed["trial_dir"]).is_dir()
-    assert sorted(p.name for p in results.glob("trial_*")) == sorted(again["trial_dir"])
+    pd.testing.assert_frame_equal(again, trials)
+    assert not (results / RETRIED_DIR).exists()
 
 
 def _descendants(pid: int) -> set[int]:
@@ -363,3 +365,41 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path):
     trials = pd.read_parquet(results / "trials.parquet")
     assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"} and set(trials["steps"]) == {600}
     assert_complete_histories(results, trials)
+
+
+@pytest.mark.slow
+def test_a_lost_worker_is_retried_from_its_checkpoint(tmp_path):
+    path = tiny_sweep(tmp_path, "lost", 600, seeds=2)  # one population trial of seeds 0 and 1
+    results = tmp_path / "res" / "lost"
+    cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", tmp_path / "res"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:  # blocks until `run` announces the trial's first checkpoint
+        if "first checkpoint" in line:
+            break
+    # The trial's worker: the Ray actor process running the function trainable.
+    workers = [p for p in _descendants(proc.pid) if b"ImplicitFunc" in _cmdline(p)]
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGKILL)  # a lost worker, as on a reclaimed spot node
+    proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 0
+
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert set(trials["status"]) == {"TERMINATED"} and set(trials["steps"]) == {600}
+    assert_complete_histories(results, trials)
+    assert [t.num_failures for t in tune.ExperimentAnalysis(str(results)).trials] == [1]
+    # The retried trial ends where an uninterrupted run of its config ends.
+    trial_dir = results / trials["trial_dir"].iloc[0]
+    out = tmp_path / "again"
+    subprocess.run(
+        [sys.executable, "-m", "latent_sweep", "train", trial_dir / "config.yaml", "--out", out],
+        check=True,
+        capture_output=True,
+    )
+    assert read_table(out / "evals").equals(read_table(trial_dir / "evals"))
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # exited meanwhile
+        return b""
