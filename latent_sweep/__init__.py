@@ -1,6 +1,6 @@
 """latent-sweep: Ray Tune sweeps over latent-space training experiments.
 
-Public API (stable names; see SPEC §8):
+Public API (stable names; the README lists them):
 
 * schedules: `Dopesheet.from_csv(path)`, `Dopesheet.from_records(records)`, `Timeline(dopesheet)`
 * scores: `trustworthiness`, `continuity`, `knn_recall`, `knn_accuracy`, `hue_scores`

@@ -18,7 +18,6 @@ import argparse
 import copy
 import logging
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -30,11 +29,11 @@ from ray import cloudpickle, tune
 from latent_sweep import config, population
 from latent_sweep import trials as trials_parquet
 from latent_sweep.errors import UserError
+from latent_sweep.lock import ResultsLock
 from latent_sweep.results import KEY_COLUMNS, META_COLUMNS
 from latent_sweep.sweep_spec import SampledSeed, SweepSpec, load_spec
 
 SWEEP_FILE = "sweep.yaml"
-LOCK_FILE = ".latent-sweep.lock"
 RETRIED_DIR = ".retried"
 KEEP_CHECKPOINTS = 2
 STATUS_EVERY_S = 30.0
@@ -341,58 +340,6 @@ class _ray:
 
         if self.started:
             ray.shutdown()
-
-
-class ResultsLock:
-    """A pid lock file in a local results directory; a lock left by a dead process is taken over."""
-
-    def __init__(self, path: str) -> None:
-        self.file = None if _is_uri(path) else Path(path) / LOCK_FILE
-        self.path = path
-
-    def __enter__(self) -> ResultsLock:
-        if self.file is None:
-            return self
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        # Written under a private name, then linked into place: the lock never exists half-written.
-        mine = self.file.with_name(f"{LOCK_FILE}.{os.getpid()}")
-        mine.write_text(f"{socket.gethostname()} {os.getpid()}")
-        try:
-            while True:
-                try:
-                    os.link(mine, self.file)
-                    return self
-                except FileExistsError:
-                    holder = self._holder()
-                    if holder is not None:
-                        raise UserError(
-                            f"{self.path} is in use by latent-sweep process {holder} (lock file "
-                            f"{self.file}); wait for it to finish, or run into another directory with "
-                            f"--name or --storage"
-                        ) from None
-                    self.file.unlink(missing_ok=True)  # stale: its process is gone
-        finally:
-            mine.unlink()
-
-    def _holder(self) -> str | None:
-        """`pid` of a live holder, or None when the lock is stale (or vanished meanwhile)."""
-        try:
-            host, pid = self.file.read_text().split()
-        except FileNotFoundError:
-            return None
-        if host != socket.gethostname():
-            return f"{pid} on {host}"  # cannot check another machine's processes: assume alive
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
-
-    def __exit__(self, *exc) -> None:
-        if self.file is not None:
-            self.file.unlink(missing_ok=True)
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

@@ -1,4 +1,4 @@
-"""The timeline (SPEC §1): a dopesheet realized once into dense per-step arrays — one value
+"""The timeline: a dopesheet realized once into dense per-step arrays — one value
 per property per step, the phases and the actions — so training loops index by step."""
 
 from __future__ import annotations

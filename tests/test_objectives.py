@@ -34,7 +34,7 @@ def test_separate_ignores_self_and_duplicates():
     # Rows 0 and 1 are duplicates (c = 1): they neither repel themselves nor each other.
     assert torch.allclose(loss, torch.tensor([-1.0, -1.0, 0.0, -2.0]))
     shifted = per_sample(Separate(name="s", kind="separate", power=2, shift=True), z)
-    # SPEC order: zero c ≈ 1 first, then shift, so masked entries count (0 + 1)/2 — a constant.
+    # The order: zero c ≈ 1 first, then shift, so masked entries count (0 + 1)/2 — a constant.
     assert torch.allclose(shifted[2], torch.tensor(4 * 0.25))
 
 

@@ -1,4 +1,4 @@
-"""Dopesheet parsing, STEP resolution and timeline realization (SPEC §1)."""
+"""Dopesheet parsing, STEP resolution and timeline realization."""
 
 from __future__ import annotations
 

@@ -27,9 +27,10 @@ from latent_sweep import cli, config, population
 from latent_sweep.errors import UserError
 from latent_sweep.experiments import run_trial
 from latent_sweep.history import read_table
+from latent_sweep.lock import LOCK_FILE, ResultsLock
 from latent_sweep.results import load_evals, load_history, member_rows, read_trial_config
 from latent_sweep.session import LocalSession
-from latent_sweep.sweep import LOCK_FILE, RETRIED_DIR, ResultsLock, config_summaries, print_leaderboard
+from latent_sweep.sweep import RETRIED_DIR, config_summaries, print_leaderboard
 from latent_sweep.sweep_spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,16 @@ def tiny_sweep(tmp_path: Path, name: str, steps: int, **sweep) -> Path:
 
 def run(*argv: str) -> int:
     return cli.main([str(a) for a in argv])
+
+
+def start_run(path: Path, storage: Path, **popen) -> subprocess.Popen:
+    """`latent-sweep run` in a subprocess, returned once it announced a trial's first checkpoint."""
+    cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", storage]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, **popen)
+    for line in proc.stdout:  # blocks until then
+        if "first checkpoint" in line:
+            break
+    return proc
 
 
 def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
@@ -274,14 +285,8 @@ def _wait_for_exit(pids: set[int]) -> None:
 def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
     path = tiny_sweep(tmp_path, "kill", 600, seeds=2)  # one population trial of seeds 0 and 1
     results = tmp_path / "res" / "kill"
-    cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", tmp_path / "res"]
-    proc = subprocess.Popen(
-        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    proc = start_run(path, tmp_path / "res", stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        for line in proc.stdout:  # blocks until `run` announces a trial's first checkpoint
-            if "first checkpoint" in line:
-                break
         tree = _descendants(proc.pid)
         checkpointed = sorted({p.parent.name for p in results.glob("trial_*/checkpoint_*")})
     finally:
@@ -348,11 +353,7 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path):
         tmp_path, "sigint", 600, seeds=2, search="grid", space={"labels.mode": {"grid": ["soft", "hard"]}}
     )
     results = tmp_path / "res" / "sigint"
-    cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", tmp_path / "res"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:  # blocks until `run` announces a trial's first checkpoint
-        if "first checkpoint" in line:
-            break
+    proc = start_run(path, tmp_path / "res", stderr=subprocess.PIPE)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=DEADLINE_S)
     assert proc.returncode == 130
@@ -371,11 +372,7 @@ def test_ctrl_c_stops_the_run_and_resume_finishes_it(tmp_path):
 def test_a_lost_worker_is_retried_from_its_checkpoint(tmp_path):
     path = tiny_sweep(tmp_path, "lost", 600, seeds=2)  # one population trial of seeds 0 and 1
     results = tmp_path / "res" / "lost"
-    cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", tmp_path / "res"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:  # blocks until `run` announces the trial's first checkpoint
-        if "first checkpoint" in line:
-            break
+    proc = start_run(path, tmp_path / "res", stderr=subprocess.DEVNULL)
     # The trial's worker: the Ray actor process running the function trainable.
     workers = [p for p in _descendants(proc.pid) if b"ImplicitFunc" in _cmdline(p)]
     assert len(workers) == 1, workers
