@@ -133,3 +133,27 @@ def test_train_refuses_a_directory_holding_another_trial(tiny_ex17, tmp_path, ca
 
     assert main(["train", str(cfg_file), "--out", str(out)]) == 0  # the same config: it continues
     assert capsys.readouterr().out.startswith(f"resuming from step 100 (the last checkpoint in {out})")
+
+
+def test_data_fraction_weights_apply_from_a_phases_first_step():
+    # ex15: the fraction is 0 (only the most vibrant colors) from step 3000 on, unchanged since
+    # step 0 — the "All hues" phase must draw from the vibrant colors on its first step, and
+    # so must a trial resumed in the middle of it.
+    import torch
+
+    from latent_sweep.experiments.autoencoder import Autoencoders
+    from latent_sweep.experiments.loop import build_members
+
+    raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
+    members = build_members(raw)
+    for first in (3000, 5000):
+        batches = Autoencoders(members, torch.device("cpu")).batches
+        batches.streams.start = first - first % batches.streams.chunk - batches.streams.chunk
+        x, _ = batches(first)
+        vibrancy = x.max(dim=-1).values - x.min(dim=-1).values
+        assert vibrancy.min() >= 0.99, first
+    # Past the ramp (fraction 1), every color of the cube may be drawn.
+    batches = Autoencoders(members, torch.device("cpu")).batches
+    batches.streams.start = 15000 - 15000 % batches.streams.chunk - batches.streams.chunk
+    x, _ = batches(15000)
+    assert (x.max(dim=-1).values - x.min(dim=-1).values).min() < 0.5

@@ -104,8 +104,8 @@ class Batches:
         self.fractions = None
         if prop in timeline.props:
             self.fractions = members.curves(lambda c, t: t.dense(prop, total, math.nan), device)
-            host = self.fractions.values.cpu().numpy()
-            self.changed = np.r_[True, (host[1:] != host[:-1]).any(axis=1)]  # new weights at this step
+            self.fraction_rows = self.fractions.values.cpu().numpy()  # [total, D], for host checks
+        self.built_for: np.ndarray | None = None  # the fractions `cdf` was built for
         self.cdf = torch.cumsum(data.bias, 0)  # [n], or [K, n] once members' fractions differ
         self.k = len(members)
 
@@ -137,12 +137,17 @@ class Batches:
         return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).clamp_max(cdf.shape[-1] - 1)
 
     def weights_cdf(self, step: int) -> torch.Tensor:
-        """Cumulative sampling weights, rebuilt only at steps where a data fraction changes."""
-        if self.fractions is not None and self.changed[step]:
+        """Cumulative sampling weights, rebuilt only when the data fractions differ from those
+        it was built for (a host check: no device sync)."""
+        if self.fractions is None:
+            return self.cdf
+        row = self.fraction_rows[step]
+        if self.built_for is None or not np.array_equal(row, self.built_for):
             in_low, out_low = colors.fraction_levels(self.fractions.at(step).unsqueeze(1))  # [K, 1]
             w = colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias
             same = self.fractions.index is None
             self.cdf = torch.cumsum(w[0] if same else w, -1)
+            self.built_for = row
         return self.cdf
 
 
