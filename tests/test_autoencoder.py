@@ -157,3 +157,17 @@ def test_data_fraction_weights_apply_from_a_phases_first_step():
     batches.streams.start = 15000 - 15000 % batches.streams.chunk - batches.streams.chunk
     x, _ = batches(15000)
     assert (x.max(dim=-1).values - x.min(dim=-1).values).min() < 0.5
+
+
+def test_curriculum_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
+    # Phases, the anchor action and a data fraction that stops changing before the checkpoint
+    # the crashed run resumes from (step 100).
+    raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
+    raw["schedule"]["keyframes"] = [
+        {"STEP": 0, "PHASE": "Primary & secondary", "lr": 0.01, "reg-anchor": 0.0, "data-fraction": 0.0},
+        {"STEP": 40, "PHASE": "All hues", "ACTION": "anchor", "reg-anchor": 1.0},
+        {"STEP": 80, "PHASE": "Full color space", "data-fraction": 0.8, "lr": 0.005},
+        {"STEP": 199},
+    ]
+    raw.update(eval_every=50, checkpoint_every=100, seed=3, members=[{"seed": 3}, {"seed": 4}])
+    assert_crash_resume_matches(raw, tmp_path)
