@@ -40,10 +40,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from latent_sweep import config, population
 from latent_sweep.errors import UserError
+from latent_sweep.experiments.base import Strict
 
 TRIAL_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX, without importing Ray here
 PARAMS = "params"  # a Tune config's sampled values: {"params": {path: value}}
@@ -77,10 +78,6 @@ def statistic_of(name: str) -> str | None:
     return None
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class Resources(Strict):
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
@@ -103,7 +100,7 @@ class Pbt(Strict):
 
 class SweepBlock(Strict):
     name: str | None = None
-    space: dict[str, Any] = {}
+    space: dict[str, Any] = Field(default_factory=dict)
     seeds: int | SampledSeed | None = Field(None, description="repeat over seeds 0…N-1, or sample the seed")
     population: Literal["seeds", "none"] = Field("seeds", description="seeds: a config's seeds in one trial")
     pack: int = Field(1, ge=1, description="sampled configs per trial (random/grid search, fifo)")

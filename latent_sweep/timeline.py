@@ -72,7 +72,15 @@ class Timeline:
         end — or `default` at every step when the schedule lacks the property."""
         if name not in self._values:
             return np.full(total, float(default))
-        return self._values[name][np.minimum(np.arange(total), self._length - 1)]
+        return self._values[name][self._held(total)]
+
+    def phase_indices(self, total: int) -> np.ndarray:
+        """`total` per-step phase indices (-1 outside any phase), the last held past the end."""
+        return self.phase_index[self._held(total)]
+
+    def _held(self, total: int) -> np.ndarray:
+        """Steps 0 … total-1 as indices into the schedule: past its end, its last step."""
+        return np.minimum(np.arange(total), self._length - 1)
 
     def table(self) -> pd.DataFrame:
         """One row per step: STEP, PHASE (missing outside any phase), one column per property."""

@@ -58,15 +58,21 @@ def test_hard_labels_differ_from_soft(tiny_ex17, tmp_path):
     assert a.loc[0, "recon_mse"] != b.loc[0, "recon_mse"]
 
 
-def test_curriculum_phases_anchor_action_and_checkpointed_anchors(tmp_path):
+def short_curriculum(end: int, fraction: float) -> dict:
+    """ex15 on a short three-phase sheet: the anchor action at step 40, the full color space
+    (data fraction `fraction`) from step 80, the last step `end`."""
     raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
-    # A short three-phase sheet with the anchor action at step 40.
     raw["schedule"]["keyframes"] = [
         {"STEP": 0, "PHASE": "Primary & secondary", "lr": 0.01, "reg-anchor": 0.0, "data-fraction": 0.0},
         {"STEP": 40, "PHASE": "All hues", "ACTION": "anchor", "reg-anchor": 1.0},
-        {"STEP": 80, "PHASE": "Full color space", "data-fraction": 1.0, "lr": 0.005},
-        {"STEP": 119},
+        {"STEP": 80, "PHASE": "Full color space", "data-fraction": fraction, "lr": 0.005},
+        {"STEP": end},
     ]
+    return raw
+
+
+def test_curriculum_phases_anchor_action_and_checkpointed_anchors(tmp_path):
+    raw = short_curriculum(119, 1.0)
     raw.update(eval_every=40, checkpoint_every=60, seed=1)
     session = LocalSession(tmp_path)
     run_trial(raw, session)
@@ -162,12 +168,6 @@ def test_data_fraction_weights_apply_from_a_phases_first_step():
 def test_curriculum_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
     # Phases, the anchor action and a data fraction that stops changing before the checkpoint
     # the crashed run resumes from (step 100).
-    raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
-    raw["schedule"]["keyframes"] = [
-        {"STEP": 0, "PHASE": "Primary & secondary", "lr": 0.01, "reg-anchor": 0.0, "data-fraction": 0.0},
-        {"STEP": 40, "PHASE": "All hues", "ACTION": "anchor", "reg-anchor": 1.0},
-        {"STEP": 80, "PHASE": "Full color space", "data-fraction": 0.8, "lr": 0.005},
-        {"STEP": 199},
-    ]
+    raw = short_curriculum(199, 0.8)
     raw.update(eval_every=50, checkpoint_every=100, seed=3, members=[{"seed": 3}, {"seed": 4}])
     assert_crash_resume_matches(raw, tmp_path)

@@ -94,7 +94,7 @@ class Batches:
         timeline, total = members.timelines[0], members.total
         names = [p.name for p in timeline.phases]
         self.sets = [cfg.data.phases.get(name, "hsv") for name in names]
-        self.phase = timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]
+        self.phase = timeline.phase_indices(total)
         self.size, self.hard, self.data = cfg.data.batch_size, cfg.labels.mode == "hard", data
         shapes = {"pick": (self.size,)}
         if self.hard:  # enough for a training batch or the six primaries

@@ -226,4 +226,4 @@ def member_scores(
 def phase_names(timeline: Timeline, total: int) -> np.ndarray:
     """The phase name of every step (None outside any phase), the last phase held past the end."""
     names = np.array([p.name for p in timeline.phases] + [None], dtype=object)
-    return names[timeline.phase_index[np.minimum(np.arange(total), len(timeline) - 1)]]
+    return names[timeline.phase_indices(total)]
