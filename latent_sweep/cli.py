@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from latent_sweep.errors import UserError
 
@@ -17,10 +18,6 @@ EXAMPLES = {
     "compare": "example: latent-sweep compare results/labels_soft_vs_hard --by labels.mode --scores hue_corr",
     "plot": "example: latent-sweep plot results/quick --kind latent --out plots/",
 }
-
-
-def _overrides(values: list[str] | None) -> list[str]:
-    return list(values or [])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,28 +89,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """Options passed on to the library function of the same keyword names."""
+    return {name: getattr(args, name) for name in names}
+
+
 def dispatch(args: argparse.Namespace) -> int:
     # Imports are local so `--help` and light commands stay fast (Ray and torch are heavy).
     if args.command == "train":
-        from latent_sweep.train import train_command
+        from latent_sweep.local_train import print_members, train
 
-        return train_command(args)
+        out, final = train(
+            args.config, overrides=args.set, **_options(args, "seed", "seeds", "steps", "out", "threads")
+        )
+        print_members(final)
+        print(f"trial directory: {out}")
+        return 0
     if args.command == "validate":
-        from latent_sweep.train import validate_command
+        from latent_sweep.local_train import validate
 
-        return validate_command(args)
-    if args.command in ("run", "resume"):
+        print(validate(args.sweep))
+        return 0
+    if args.command == "run":
         from latent_sweep import sweep
 
-        return sweep.run_command(args) if args.command == "run" else sweep.resume_command(args)
-    if args.command in ("table", "compare"):
-        from latent_sweep import compare
+        options = _options(args, "storage", "name", "num_samples", "address")
+        return sweep.run(args.sweep, overrides=args.set, **options).exit_code
+    if args.command == "resume":
+        from latent_sweep import sweep
 
-        return compare.table_command(args) if args.command == "table" else compare.compare_command(args)
+        outcome = sweep.resume(args.results_dir, restart_errored=args.restart_errored, address=args.address)
+        return outcome.exit_code
+    if args.command == "table":
+        from latent_sweep.compare import table_command
+
+        options = _options(args, "where", "sort", "top", "columns", "out")
+        return table_command(args.results_dirs, fmt=args.format, **options)
+    if args.command == "compare":
+        from latent_sweep.compare import compare_command
+
+        return compare_command(
+            args.results_dirs, by=args.by, scores=args.scores, pareto=args.pareto, fmt=args.format
+        )
     if args.command == "plot":
         from latent_sweep.plots import plot_command
 
-        return plot_command(args)
+        paths = plot_command(args.results_dir, args.trial, member=args.member, kind=args.kind, out=args.out)
+        for path in paths:
+            print(path)
+        return 0
     raise AssertionError(args.command)
 
 

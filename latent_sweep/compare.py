@@ -18,8 +18,8 @@ front are listed as well.
 from __future__ import annotations
 
 import difflib
-from argparse import Namespace
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -106,20 +106,29 @@ def filter_trials(df: pd.DataFrame, expr: str) -> pd.DataFrame:
         raise UserError(f"bad --where expression `{expr}`: {reason}; {WHERE_HINT}") from None
 
 
-def select_trials(df: pd.DataFrame, sweeps: Sequence[Sweep], args: Namespace) -> pd.DataFrame:
-    """The `table` pipeline: filter, sort (best first by the metric by default), top N, columns."""
-    if args.where:
-        df = filter_trials(df, args.where)
-    sort = args.sort or next((s.metric for s in sweeps if s.metric in df.columns), None)
+def select_trials(
+    df: pd.DataFrame,
+    sweeps: Sequence[Sweep],
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    top: int | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The `table` pipeline: filter, sort (best first by the metric by default), top N, columns
+    (names, or comma-separated lists of names)."""
+    if where:
+        df = filter_trials(df, where)
+    sort = sort or next((s.metric for s in sweeps if s.metric in df.columns), None)
     if sort:
         df = sort_trials(df, sort, sweeps)
-    if args.top is not None:
-        if args.top < 1:
-            raise UserError(f"--top must be at least 1, but got {args.top}")
-        df = df.head(args.top)
-    names = [n for item in args.columns or [] for n in item.split(",") if n]
-    columns = [resolve_column(df, n, "--columns") for n in names] or default_columns(df, sweeps)
-    return df[columns].reset_index(drop=True)
+    if top is not None:
+        if top < 1:
+            raise UserError(f"--top must be at least 1, but got {top}")
+        df = df.head(top)
+    names = [n for item in columns or [] for n in item.split(",") if n]
+    chosen = [resolve_column(df, n, "--columns") for n in names] or default_columns(df, sweeps)
+    return df[chosen].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,35 +191,51 @@ def _display_stats(stats: pd.DataFrame, scores: Sequence[str]) -> pd.DataFrame:
 # Commands
 
 
-def table_command(args: Namespace) -> int:
-    if args.format == "parquet" and not args.out:
+def table_command(
+    results_dirs: Sequence[str | Path],
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    top: int | None = None,
+    columns: Sequence[str] | None = None,
+    fmt: str = "table",
+    out: str | Path | None = None,
+) -> int:
+    if fmt == "parquet" and not out:
         raise UserError("--format parquet writes a binary file: give --out FILE, e.g. --out trials.parquet")
-    df, sweeps = load_sweeps(args.results_dirs)
-    shown = select_trials(df, sweeps, args)
-    emit(shown, args.format, args.out, title=", ".join(str(s.path) for s in sweeps))
+    df, sweeps = load_sweeps(results_dirs)
+    shown = select_trials(df, sweeps, where=where, sort=sort, top=top, columns=columns)
+    emit(shown, fmt, None if out is None else str(out), title=", ".join(str(s.path) for s in sweeps))
     return 0
 
 
-def compare_command(args: Namespace) -> int:
-    df, sweeps = load_sweeps(args.results_dirs)
-    by = resolve_column(df, args.by, "--by")
-    pareto = parse_pareto(args.pareto, df) if args.pareto else []
-    names = args.scores or key_scores(df, sweeps)
-    scores = [resolve_column(df, n, "--scores", scores_only=True) for n in names]
-    scores += [c for c, _ in pareto if c not in scores]
-    if not scores:
+def compare_command(
+    results_dirs: Sequence[str | Path],
+    *,
+    by: str,
+    scores: Sequence[str] | None = None,
+    pareto: str | None = None,
+    fmt: str = "table",
+) -> int:
+    df, sweeps = load_sweeps(results_dirs)
+    by = resolve_column(df, by, "--by")
+    front = parse_pareto(pareto, df) if pareto else []
+    names = scores or key_scores(df, sweeps)
+    columns = [resolve_column(df, n, "--scores", scores_only=True) for n in names]
+    columns += [c for c, _ in front if c not in columns]
+    if not columns:
         raise UserError(
             f"no scores to compare; give --scores, one of: {', '.join(score_columns(df)) or 'none'}"
         )
-    stats = group_stats(df, by, scores)
+    stats = group_stats(df, by, columns)
     note = ""
-    if pareto:
-        columns, maximize = [c for c, _ in pareto], [m for _, m in pareto]
-        stats["pareto"] = pareto_front(stats[[f"{c}_mean" for c in columns]].to_numpy(), maximize)
-        on_front = pareto_front(df[columns].to_numpy(dtype=float), maximize)
+    if front:
+        on, maximize = [c for c, _ in front], [m for _, m in front]
+        stats["pareto"] = pareto_front(stats[[f"{c}_mean" for c in on]].to_numpy(), maximize)
+        on_front = pareto_front(df[on].to_numpy(dtype=float), maximize)
         ids = row_labels(df)
-        senses = ", ".join(f"{c}:{'max' if m else 'min'}" for c, m in pareto)
+        senses = ", ".join(f"{c}:{'max' if m else 'min'}" for c, m in front)
         note = f"trials on the trial-level Pareto front ({senses}): {', '.join(ids[on_front])}"
-    shown = stats if args.format == "csv" else _display_stats(stats, scores)
-    emit(shown, args.format, None, title=f"grouped by {by}", note=note)
+    shown = stats if fmt == "csv" else _display_stats(stats, columns)
+    emit(shown, fmt, None, title=f"grouped by {by}", note=note)
     return 0

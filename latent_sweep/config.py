@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,21 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
+Overrides = Mapping[str, Any] | Sequence[str] | None
+
+
+def as_overrides(items: Overrides) -> list[tuple[str, Any]]:
+    """Overrides as (path, value) pairs, from `{path: value}` (Python API) or `PATH=VALUE` strings
+    (`--set`, values parsed as YAML)."""
+    if items is None:
+        return []
+    if isinstance(items, Mapping):
+        for path in items:
+            split_path(str(path))
+        return [(str(path), value) for path, value in items.items()]
+    return parse_overrides([items] if isinstance(items, str) else list(items))
+
+
 def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
     raw = copy.deepcopy(raw)
     for path, value in overrides:
@@ -135,42 +151,59 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
-def load_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+DICT_SOURCE = "<config dict>"  # how errors name a config given as a dict (Python API)
+
+
+def load(source: str | Path | dict) -> tuple[dict, str]:
+    """A sweep or trial config from a file, or from a dict (the Python API), with `load_file`'s
+    resolution; relative paths in a dict are relative to the current directory. Returns the
+    config and the name errors use for it."""
+    if isinstance(source, dict):
+        return resolve(copy.deepcopy(source), Path.cwd(), DICT_SOURCE), DICT_SOURCE
+    return load_file(source), str(source)
+
+
+def load_file(path: str | Path) -> dict:
     """Read a sweep or trial config; inline `schedule.csv` (relative to the file) as keyframes.
 
     `base: other.yaml` (relative to the file) starts from another file's trial config and
     overrides it: mappings merge key by key, anything else (lists included) is replaced. The
     base's `sweep:` block is not inherited — a base supplies the experiment, not the search.
     """
+    path = Path(path)
+    return resolve(read_yaml(path), path.parent, path)
+
+
+def resolve(raw: dict, directory: Path, source: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """`load_file` on a config already read: files it names are relative to `directory`, errors
+    name `source`."""
     from latent_sweep.schedule import Dopesheet
 
-    path = Path(path)
-    raw = read_yaml(path)
     schedule = raw.get("schedule")
     if isinstance(schedule, dict) and "csv" in schedule:
         if "keyframes" in schedule:
-            raise UserError(f"{where(path, 'schedule')}give either `csv` or `keyframes`, not both")
+            raise UserError(f"{where(source, 'schedule')}give either `csv` or `keyframes`, not both")
         csv = Path(str(schedule.pop("csv")))
-        csv = csv if csv.is_absolute() else path.parent / csv
+        csv = csv if csv.is_absolute() else directory / csv
         sheet = Dopesheet.from_csv(csv)
         sheet.require(["lr"])  # every experiment's optimizer reads its learning rate here
         schedule["keyframes"] = sheet.to_records()
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
         # An input file or trial directory, like `csv:` and `base:`, is relative to this file.
-        data["path"] = str(path.parent / data["path"])
+        data["path"] = str(directory / data["path"])
     if "base" not in raw:
         return raw
     base = raw.pop("base")
     if not isinstance(base, str):
-        raise UserError(f"{where(path, 'base')}expected the path of another config file, but got {base!r}")
-    base_path = Path(base) if Path(base).is_absolute() else path.parent / base
-    chain = (*_chain, path.resolve())
+        raise UserError(f"{where(source, 'base')}expected the path of another config file, but got {base!r}")
+    base_path = Path(base) if Path(base).is_absolute() else directory / base
+    chain = (*_chain, Path(source).resolve())
     if base_path.resolve() in chain:
-        raise UserError(f"{where(path, 'base')}`{base}` leads back to this file; bases cannot form a cycle")
+        raise UserError(f"{where(source, 'base')}`{base}` leads back to this file; bases cannot form a cycle")
     if not base_path.is_file():
-        raise UserError(f"{where(path, 'base')}no config file at {base_path}")
-    inherited = load_file(base_path, chain)
+        raise UserError(f"{where(source, 'base')}no config file at {base_path}")
+    inherited = resolve(read_yaml(base_path), base_path.parent, base_path, chain)
     inherited.pop("sweep", None)
     return _merge(inherited, raw)
 

@@ -15,7 +15,6 @@ point (one line) per member.
 from __future__ import annotations
 
 import re
-from argparse import Namespace
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -295,26 +294,33 @@ def plot_parallel(
 # Command
 
 
-def plot_command(args: Namespace) -> int:
-    target, out = Path(args.results_dir), Path(args.out)
-    if args.kind == "sweep":
-        paths = _sweep_plots(target, out)
+def plot_command(
+    results_dir: str | Path,
+    trial: str | None = None,
+    *,
+    member: int | None = None,
+    kind: str = "latent",
+    out: str | Path = "plots",
+) -> list[Path]:
+    """Draw `kind` (latent, schedule, curves: of one trial; sweep: of the whole sweep) into `out`;
+    the PNG files written."""
+    target, out = Path(results_dir), Path(out)
+    if kind == "sweep":
+        return _sweep_plots(target, out)
+    trial_dir, label, member = pick_trial(target, trial, member)
+    path = out / f"{_safe(label)}-{kind}.png"
+    if kind == "latent":
+        step, latents = load_latents(trial_dir, member)
+        fig = plot_latent(latents, title=f"{label} — latents at step {step}")
+    elif kind == "schedule":
+        table, keys, actions = schedule_curves(member_raws(read_trial_config(trial_dir))[member])
+        fig = plot_schedule(table, keys, actions, title=f"{label} — schedule")
+    elif kind == "curves":
+        history, evals = load_history(trial_dir, member), load_evals(trial_dir, member)
+        fig = plot_curves(history, evals, title=f"{label} — training")
     else:
-        trial_dir, label, member = pick_trial(target, args.trial, args.member)
-        path = out / f"{_safe(label)}-{args.kind}.png"
-        if args.kind == "latent":
-            step, latents = load_latents(trial_dir, member)
-            fig = plot_latent(latents, title=f"{label} — latents at step {step}")
-        elif args.kind == "schedule":
-            table, keys, actions = schedule_curves(member_raws(read_trial_config(trial_dir))[member])
-            fig = plot_schedule(table, keys, actions, title=f"{label} — schedule")
-        else:
-            history, evals = load_history(trial_dir, member), load_evals(trial_dir, member)
-            fig = plot_curves(history, evals, title=f"{label} — training")
-        paths = [save_figure(fig, path)]
-    for path in paths:
-        print(path)
-    return 0
+        raise UserError(f"unknown plot kind `{kind}`; expected latent, schedule, curves or sweep")
+    return [save_figure(fig, path)]
 
 
 def pick_trial(target: Path, trial: str | None, member: int | None = None) -> tuple[Path, str, int]:

@@ -14,12 +14,12 @@ rows (`population.summarize`), best first by the sweep's metric.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs
@@ -40,16 +40,36 @@ STATUS_EVERY_S = 30.0
 LEADERBOARD_ROWS = 10
 
 
-def run_command(args: argparse.Namespace) -> int:
-    raw = config.apply_overrides(config.load_file(args.sweep), config.parse_overrides(args.set or []))
-    spec = load_spec(raw, args.sweep)
-    name = args.name or spec.block.name or spec.cfg.name
-    path = experiment_path(args.storage or spec.block.storage or "results", name)
+@dataclass(frozen=True)
+class Outcome:
+    """Where a sweep's results are, and how it ended: 0 every trial finished, 1 some trials
+    errored, 130 interrupted (resumable)."""
+
+    path: str
+    exit_code: int
+
+
+def run(
+    sweep: str | Path | dict,
+    *,
+    storage: str | None = None,
+    name: str | None = None,
+    num_samples: int | None = None,
+    overrides: config.Overrides = None,
+    address: str | None = None,
+) -> Outcome:
+    """Run a sweep (a file, or a sweep config as a dict) into `<storage>/<name>`; `overrides`
+    set config values first, `address` names a Ray cluster (default: local Ray in-process)."""
+    loaded, source = config.load(sweep)
+    raw = config.apply_overrides(loaded, config.as_overrides(overrides))
+    spec = load_spec(raw, source)
+    name = name or spec.block.name or spec.cfg.name
+    path = experiment_path(storage or spec.block.storage or "results", name)
     effective = copy.deepcopy(raw)
     effective["sweep"]["name"] = name
-    if args.num_samples is not None:
-        effective["sweep"]["num_samples"] = args.num_samples
-        spec = load_spec(effective, args.sweep)
+    if num_samples is not None:
+        effective["sweep"]["num_samples"] = num_samples
+        spec = load_spec(effective, source)
     with ResultsLock(path):
         if _exists(f"{path}/tuner.pkl"):
             raise UserError(
@@ -58,31 +78,32 @@ def run_command(args: argparse.Namespace) -> int:
             )
         _write_text(f"{path}/{SWEEP_FILE}", yaml.safe_dump(effective, sort_keys=False))
         print(f"sweep {name}: {_describe(spec)} → {path}")
-        with _ray(args.address):
+        with _ray(address):
             tuner = _tuner(spec, path, name)
             tuner.fit()
-            return _finish(spec, path)
+            return Outcome(path, _finish(spec, path))
 
 
-def resume_command(args: argparse.Namespace) -> int:
-    path = experiment_path(args.results_dir)
+def resume(results_dir: str | Path, *, restart_errored: bool = False, address: str | None = None) -> Outcome:
+    """Finish an interrupted sweep from its checkpoints; `restart_errored` retries errored trials."""
+    path = experiment_path(str(results_dir))
     if not _exists(f"{path}/{SWEEP_FILE}"):
         raise UserError(
             f"{path}: no {SWEEP_FILE} here; expected the results directory of a `latent-sweep run`"
         )
     spec = load_spec(yaml.safe_load(_read_text(f"{path}/{SWEEP_FILE}")), f"{path}/{SWEEP_FILE}")
-    with ResultsLock(path), _ray(args.address):
+    with ResultsLock(path), _ray(address):
         if not tune.Tuner.can_restore(path):
             raise UserError(f"{path}: Ray left no experiment state to restore (was the sweep started?)")
         tuner = tune.Tuner.restore(
             path,
             trainable=_trainable(spec, path),
             resume_unfinished=True,
-            restart_errored=args.restart_errored,
+            restart_errored=restart_errored,
         )
         print(f"resuming {path}")
         tuner.fit()
-        return _finish(spec, path)
+        return Outcome(path, _finish(spec, path))
 
 
 def _set_aside_replaced(path: str, rows: list[dict]) -> None:

@@ -1,39 +1,56 @@
-"""`latent-sweep train` and `latent-sweep validate`: one trial in-process, or a dry check."""
+"""`latent-sweep train` and `latent-sweep validate`: one trial in-process, without Ray, or a dry check."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from latent_sweep import config, population
 from latent_sweep.errors import UserError
 
 
 def load_trial(
-    path: str,
+    source: str | Path | dict,
     seed: int | None = None,
     steps: int | None = None,
-    sets: list[str] | None = None,
+    overrides: config.Overrides = None,
     seeds: list[int] | None = None,
 ):
-    """A sweep file's base config (or a trial's config.yaml) with CLI overrides applied;
-    `seeds` makes it a population of those seeds."""
-    trial, _ = config.split_sweep(config.load_file(path))
-    overrides = config.parse_overrides(sets or [])
+    """A sweep file's base config (or a trial's config.yaml, or a config dict) with overrides
+    applied; `seeds` makes it a population of those seeds. Returns (trial, typed config, the
+    name errors use for the source)."""
+    raw, name = config.load(source)
+    trial, _ = config.split_sweep(raw)
+    pairs = config.as_overrides(overrides)
     if seed is not None:
-        overrides.append(("seed", seed))
+        pairs.append(("seed", seed))
     if steps is not None:
-        overrides.append(("steps", steps))
-    trial = config.apply_overrides(trial, overrides)
+        pairs.append(("steps", steps))
+    trial = config.apply_overrides(trial, pairs)
     if seeds is not None:
         trial["members"] = [{"seed": s} for s in seeds]
     elif seed is not None:
         trial.pop("members", None)
-    return trial, config.validate(trial, path)
+    return trial, config.validate(trial, name), name
 
 
-def train_command(args: argparse.Namespace) -> int:
+def train(
+    source: str | Path | dict,
+    *,
+    seed: int | None = None,
+    seeds: str | Sequence[int] | None = None,
+    steps: int | None = None,
+    overrides: config.Overrides = None,
+    out: str | Path | None = None,
+    threads: int | None = None,
+) -> tuple[Path, pd.DataFrame]:
+    """Train one trial (the base config, no sampling) in this process, into `out` (default
+    `results/train/<name>-<seeds>`), continuing from its last checkpoint when `out` holds this
+    very trial; `seeds` (`0-19`, `0,2,5-7` or a list) trains them as one population. Prints
+    progress; returns the trial directory and each member's final scores."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -42,19 +59,22 @@ def train_command(args: argparse.Namespace) -> int:
     from latent_sweep.session import LocalSession
     from latent_sweep.timeline import Timeline
 
-    if args.seed is not None and args.seeds is not None:
+    if seed is not None and seeds is not None:
         raise UserError("give either --seed (one model) or --seeds (a population), not both")
-    seeds = None if args.seeds is None else population.parse_seeds(args.seeds)
-    trial, cfg = load_trial(args.config, args.seed, args.steps, args.set, seeds)
-    if args.threads < 1:
-        raise UserError(f"--threads must be ≥ 1, but got {args.threads}")
-    torch.set_num_threads(args.threads)
-    if seeds is not None:
-        label = f"seeds{args.seeds.replace(',', '_')}"
+    # A list goes through the same checks as the text `--seeds` gives.
+    text = seeds if isinstance(seeds, str) or seeds is None else ",".join(map(str, seeds))
+    seed_list = None if text is None else population.parse_seeds(text)
+    trial, cfg, name = load_trial(source, seed, steps, overrides, seed_list)
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be ≥ 1, but got {threads}")
+        torch.set_num_threads(threads)
+    if text is not None:
+        label = f"seeds{text.replace(',', '_')}"
     else:  # one seed, or the population a trial's config.yaml lists
         label = f"{len(trial['members'])}-members" if trial.get("members") else f"seed{cfg.seed}"
     # By default beside sweeps' results, never inside one (its tables would list the trial).
-    out = Path(args.out) if args.out else Path("results") / "train" / f"{cfg.name}-{label}"
+    out = Path(out) if out else Path("results") / "train" / f"{cfg.name}-{label}"
     resumed = claim_out_dir(out, trial)
     if resumed is not None:
         print(f"resuming from step {resumed} (the last checkpoint in {out})", flush=True)
@@ -80,10 +100,8 @@ def train_command(args: argparse.Namespace) -> int:
                 progress.console.print(f"checkpoint: step {metrics['step']} → {checkpoint}", soft_wrap=True)
                 sys.stdout.flush()
 
-        final = run_trial(trial, LocalSession(out, on_report=on_report), source=args.config)
-    print_members(final)
-    print(f"trial directory: {out}")
-    return 0
+        final = run_trial(trial, LocalSession(out, on_report=on_report), source=name)
+    return out, final
 
 
 def claim_out_dir(out: Path, trial: dict) -> int | None:
@@ -145,23 +163,24 @@ def print_members(final) -> None:
         print(f"diverged: {diverged}/{len(final)}")
 
 
-def validate_command(args: argparse.Namespace) -> int:
+def validate(source: str | Path) -> str:
+    """Check a sweep file (or trial config) and the schedules and inputs it names without
+    running anything; a one-line summary."""
     from latent_sweep.experiments import preflight
     from latent_sweep.experiments.loop import build_members
 
-    raw = config.load_file(args.sweep)
+    raw = config.load_file(source)
     trial, sweep_block = config.split_sweep(raw)
     # Every member's config, and whether the members can train as one batched model.
-    members = build_members(trial, args.sweep)
+    members = build_members(trial, str(source))
     trials = ""
     if sweep_block is not None:
         from latent_sweep.sweep_spec import load_spec
 
         # Space paths, search, scheduler, pack, every probe's config, the inputs.
-        trials = f"; {load_spec(raw, args.sweep).describe()}"
+        trials = f"; {load_spec(raw, source).describe()}"
     else:
-        preflight(members, args.sweep)  # input files and their sizes
+        preflight(members, str(source))  # input files and their sizes
         trials = f"; {len(members)} members" if len(members) > 1 else ""
     phases = ", ".join(f"{p.name} [{p.start}–{p.end}]" for p in members.timelines[0].phases) or "none"
-    print(f"{args.sweep}: ok — {members.cfg.experiment}, {members.total} steps, phases: {phases}{trials}")
-    return 0
+    return f"{source}: ok — {members.cfg.experiment}, {members.total} steps, phases: {phases}{trials}"

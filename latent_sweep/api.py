@@ -1,0 +1,75 @@
+"""The Python API for notebooks and scripts: what `latent-sweep run`, `resume` and `train` do,
+returning the results as a DataFrame (one row per member, as `load_trials` and `latent-sweep
+table` read them) instead of an exit code. Configs may be files or dicts; overrides may be
+`{path: value}` or `PATH=VALUE` strings. Bad input raises `latent_sweep.UserError`.
+
+    import latent_sweep as ls
+    trials = ls.run_sweep("sweeps/quick.yaml", storage="results", num_samples=4)
+    trials.sort_values("hue_corr", ascending=False).head()
+    members = ls.train({"experiment": "autoencoder", ...}, seeds=[0, 1, 2], steps=1000, out="results/t")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from latent_sweep.config import Overrides
+from latent_sweep.results import load_trials
+
+
+def run_sweep(
+    sweep: str | Path | dict,
+    *,
+    storage: str | None = None,
+    name: str | None = None,
+    num_samples: int | None = None,
+    overrides: Overrides = None,
+    address: str | None = None,
+) -> pd.DataFrame:
+    """Run a sweep (a sweep file, or its contents as a dict) on Ray Tune into `<storage>/<name>`
+    (defaults: the sweep's `storage`, else `results/`; its `name`); `address` joins a Ray cluster
+    instead of starting local Ray. Returns the sweep's trials. Trials that errored are rows with
+    status ERROR and their reason in `error`; an interrupted sweep's unfinished trials continue
+    with `resume_sweep`."""
+    from latent_sweep import sweep as sweeps
+
+    outcome = sweeps.run(
+        sweep, storage=storage, name=name, num_samples=num_samples, overrides=overrides, address=address
+    )
+    return load_trials(outcome.path)
+
+
+def resume_sweep(
+    results_dir: str | Path, *, restart_errored: bool = False, address: str | None = None
+) -> pd.DataFrame:
+    """Finish an interrupted sweep from its checkpoints (`restart_errored` retries the trials
+    that errored); returns its trials."""
+    from latent_sweep import sweep as sweeps
+
+    return load_trials(sweeps.resume(results_dir, restart_errored=restart_errored, address=address).path)
+
+
+def train(
+    config: str | Path | dict,
+    *,
+    seeds: str | Sequence[int] | None = None,
+    seed: int | None = None,
+    out: str | Path | None = None,
+    steps: int | None = None,
+    overrides: Overrides = None,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Train one trial in this process, without Ray: the base config of a sweep file, a trial's
+    config.yaml, or a config dict. `seeds` (a list, or `0-19`/`0,2,5-7`) trains those seeds as one
+    population; `out` is the trial directory (default `results/train/<name>-<seeds>`; a directory
+    holding this very trial continues from its last checkpoint); `threads` sets torch's threads
+    (default: left as they are). Returns the trial's rows, one per member."""
+    from latent_sweep.local_train import train as train_trial
+
+    trial_dir, _ = train_trial(
+        config, seed=seed, seeds=seeds, steps=steps, overrides=overrides, out=out, threads=threads
+    )
+    return load_trials(trial_dir)
