@@ -5,6 +5,7 @@ Public API (stable names; the README lists them):
 * schedules: `Dopesheet.from_csv(path)`, `Dopesheet.from_records(records)`, `Timeline(dopesheet)`
 * scores: `trustworthiness`, `continuity`, `knn_recall`, `knn_accuracy`, `hue_scores`
 * results: `load_trials(dir, ...)`, `load_history(trial_dir)`, `load_evals(trial_dir)`
+* analysis: `param_importance(dir, ..., score=...)`
 * running: `run_sweep(sweep, storage=…, name=…, num_samples=…, overrides=…)`, `resume_sweep(dir)`,
   `train(config, seeds=…, out=…, steps=…)`: each returns the results table (`load_trials`)
 
@@ -29,6 +30,7 @@ _EXPORTS = {
     "load_trials": "latent_sweep.results",
     "load_history": "latent_sweep.results",
     "load_evals": "latent_sweep.results",
+    "param_importance": "latent_sweep.importance",
     "run_sweep": "latent_sweep.api",
     "resume_sweep": "latent_sweep.api",
     "train": "latent_sweep.api",

@@ -15,8 +15,12 @@ EXAMPLES = {
     "train": "example: latent-sweep train sweeps/ex17.yaml --seeds 0-19  (or: --seed 3 --out results/s3)",
     "validate": "example: latent-sweep validate sweeps/ex15.yaml",
     "table": "example: latent-sweep table results/quick --sort hue_corr --top 5 --where 'recon_mse < 1e-3'",
-    "compare": "example: latent-sweep compare results/labels_soft_vs_hard --by labels.mode --scores hue_corr",
-    "plot": "example: latent-sweep plot results/quick --kind latent --out plots/",
+    "compare": (
+        "examples: latent-sweep compare results/labels_soft_vs_hard --by labels.mode --scores hue_corr\n"
+        "          latent-sweep compare results/labels_soft_vs_hard --by labels.mode --paired --baseline hard"
+    ),
+    "plot": "example: latent-sweep plot results/quick --kind latent   (into results/quick/plots/)",
+    "importance": "example: latent-sweep importance results/quick --score hue_corr --format markdown",
 }
 
 
@@ -73,19 +77,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown", "parquet"])
     p.add_argument("--out", help="write to this file instead of stdout (required for parquet)")
 
-    p = add("compare", "Group trials by a config path: count, mean ± std per score.")
+    p = add(
+        "compare",
+        "Group trials by a config path: count, mean ± std [95% bootstrap CI of the mean] per score;\n"
+        "--paired: each group against a baseline, member by member (same seed and other sampled values).",
+    )
     p.add_argument("results_dirs", nargs="+", help="sweep results directories")
     p.add_argument("--by", required=True, help="config path to group by, e.g. labels.mode")
     p.add_argument("--scores", nargs="+", help="scores to summarize")
     p.add_argument("--pareto", help="mark the Pareto front, e.g. hue_corr:max,recon_mse:min")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="pair members by seed and sampled values: wins/losses/ties, median difference, CI, Wilcoxon p",
+    )
+    p.add_argument(
+        "--baseline", help="with --paired: the group the others are compared with (default: first)"
+    )
+    p.add_argument(
+        "--bins",
+        type=int,
+        help="cut a numeric --by into N quantile bins (automatic for floats with > 10 values; 0: never)",
+    )
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown"])
 
     p = add("plot", "Draw PNG plots of a sweep or one of its trials.")
     p.add_argument("results_dir", help="sweep results directory (or a trial directory)")
     p.add_argument("trial", nargs="?", help="trial id (default: the best trial)")
     p.add_argument("--member", type=int, help="member of a population trial (default: its best member)")
-    p.add_argument("--kind", default="latent", choices=["latent", "schedule", "curves", "sweep"])
-    p.add_argument("--out", default="plots", help="output directory for PNG files")
+    p.add_argument(
+        "--kind", default="latent", choices=["latent", "schedule", "curves", "sweep", "importance"]
+    )
+    p.add_argument("--score", help="with --kind importance: the score (default: the sweep's metric)")
+    p.add_argument("--out", help="output directory for PNG files (default: RESULTS_DIR/plots)")
+
+    p = add(
+        "importance",
+        "Importance of the sampled parameters for a score (fANOVA over configs, seeds averaged).",
+    )
+    p.add_argument("results_dirs", nargs="+", help="sweep results directories")
+    p.add_argument("--score", help="score to explain (default: the sweep's metric)")
+    p.add_argument("--format", default="table", choices=["table", "csv", "markdown"])
     return parser
 
 
@@ -128,13 +160,17 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         from latent_sweep.compare import compare_command
 
-        return compare_command(
-            args.results_dirs, by=args.by, scores=args.scores, pareto=args.pareto, fmt=args.format
-        )
+        options = _options(args, "scores", "pareto", "paired", "baseline", "bins")
+        return compare_command(args.results_dirs, by=args.by, fmt=args.format, **options)
+    if args.command == "importance":
+        from latent_sweep.importance import importance_command
+
+        return importance_command(args.results_dirs, score=args.score, fmt=args.format)
     if args.command == "plot":
         from latent_sweep.plots import plot_command
 
-        paths = plot_command(args.results_dir, args.trial, member=args.member, kind=args.kind, out=args.out)
+        options = _options(args, "member", "kind", "score", "out")
+        paths = plot_command(args.results_dir, args.trial, **options)
         for path in paths:
             print(path)
         return 0

@@ -13,11 +13,17 @@ or `SCORE:max` overrides the rule.
 Pareto fronts (`compare --pareto`) are taken over the group means: a user comparing variants
 asks which variants no other beats on every score at once. The trials on the trial-level
 front are listed as well.
+
+Groups come with a 95% bootstrap interval of their mean; `--paired` compares groups member by
+member instead (`latent_sweep.stats`). A continuous `--by` (a float with more than
+AUTO_BIN_ABOVE distinct values) is cut into AUTO_BINS quantile bins, or `--bins N`; `--bins 0`
+keeps one group per value.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,9 +32,11 @@ import pandas as pd
 
 from latent_sweep.errors import UserError
 from latent_sweep.results import META_COLUMNS, Sweep, load_sweeps, lower_is_better, nunique, row_labels
+from latent_sweep.stats import bootstrap_ci, pair_groups, paired_stats
 from latent_sweep.table_formats import emit, format_cell
 
 KEY_SCORES = ("hue_corr", "hue_order", "recon_mse")
+AUTO_BIN_ABOVE, AUTO_BINS = 10, 5
 WHERE_HINT = "column names with dots or dashes need backticks, e.g. \"`config.labels.mode` == 'hard'\""
 
 
@@ -88,11 +96,12 @@ def sort_trials(df: pd.DataFrame, key: str, sweeps: Sequence[Sweep]) -> pd.DataF
     column = resolve_column(df, name, "--sort")
     if sense and sense not in ("max", "min"):
         raise UserError(f"--sort `{key}`: the direction after `:` must be max or min, but got `{sense}`")
-    ascending = sense == "min" if sense else _minimize(column, sweeps)
+    ascending = sense == "min" if sense else minimize(column, sweeps)
     return df.sort_values(column, ascending=ascending, na_position="last", kind="stable")
 
 
-def _minimize(column: str, sweeps: Sequence[Sweep]) -> bool:
+def minimize(column: str, sweeps: Sequence[Sweep]) -> bool:
+    """Lower is better for `column`: the sweeps' mode for their metric, else the best-first rule."""
     base = column.removeprefix("best_")
     modes = {s.mode for s in sweeps if s.metric == base and s.mode in ("max", "min")}
     return modes == {"min"} if modes else lower_is_better(base)
@@ -165,26 +174,100 @@ def pareto_front(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
 
 
 def group_stats(df: pd.DataFrame, by: str, scores: Sequence[str]) -> pd.DataFrame:
-    """Per value of `by`: trial count, then `<score>_mean` and `<score>_std` (ddof=1, across seeds)."""
-    groups = df.groupby(by, dropna=False, sort=True)
+    """Per value of `by`: member count, then per score `_mean`, `_std` (ddof=1, across seeds)
+    and `_ci_low`/`_ci_high`, the 95% bootstrap interval of the mean."""
+    groups = df.groupby(by, dropna=False, sort=True, observed=True)
     out = groups.size().rename("count").to_frame()
     for s in scores:
         out[f"{s}_mean"] = groups[s].mean()
         out[f"{s}_std"] = groups[s].std(ddof=1)
+        cis = groups[s].apply(bootstrap_ci)
+        out[f"{s}_ci_low"], out[f"{s}_ci_high"] = cis.str[0], cis.str[1]
     return out.reset_index()
 
 
 def _display_stats(stats: pd.DataFrame, scores: Sequence[str]) -> pd.DataFrame:
-    shown = stats[[c for c in stats.columns if not c.endswith(("_mean", "_std"))]].copy()
+    parts = ("_mean", "_std", "_ci_low", "_ci_high")
+    shown = stats[[c for c in stats.columns if not c.endswith(parts)]].copy()
     for s in scores:
-        mean, std = stats[f"{s}_mean"], stats[f"{s}_std"]
         shown[s] = [
-            format_cell(m) + ("" if pd.isna(d) else f" ± {format_cell(d)}")
-            for m, d in zip(mean, std, strict=True)
+            format_cell(m) + ("" if pd.isna(d) else f" ± {format_cell(d)}") + _interval(lo, hi)
+            for m, d, lo, hi in zip(*(stats[f"{s}{p}"] for p in parts), strict=True)
         ]
     if "pareto" in shown:
         shown["pareto"] = np.where(shown["pareto"], "★", "")
     return shown
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if pd.isna(low) else f" [{format_cell(low)}, {format_cell(high)}]"
+
+
+def bin_groups(df: pd.DataFrame, by: str, bins: int | None) -> tuple[pd.DataFrame, str]:
+    """`by` cut into quantile bins when asked (`bins` > 0) or when it is a float with more than
+    AUTO_BIN_ABOVE distinct values (`bins` None); the bins are ordered labels `[lo, hi]` (each
+    holds values above the previous bin's hi). Returns the rows and a note for the table."""
+    column = df[by]
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    distinct = column.nunique()
+    if bins == 0 or (
+        bins is None and not (pd.api.types.is_float_dtype(column) and distinct > AUTO_BIN_ABOVE)
+    ):
+        return df, ""
+    if bins is not None and bins < 0:
+        raise UserError(f"--bins must be 0 (one group per value) or a number of bins, but got {bins}")
+    if not numeric:
+        raise UserError(
+            f"--bins {bins}: `{by}` is not numeric (values such as `{column.dropna().iloc[0]}`), "
+            f"so it cannot be cut into quantile bins; leave out --bins to group by its values"
+        )
+    cut, edges = pd.qcut(column, bins or AUTO_BINS, retbins=True, duplicates="drop")
+    labels = [f"[{format_cell(lo)}, {format_cell(hi)}]" for lo, hi in itertools.pairwise(edges)]
+    binned = df.assign(**{by: cut.cat.rename_categories(labels)})
+    how = "" if bins else f"{distinct} distinct values, "
+    return binned, (
+        f"`{by}` ({how}{len(labels)} quantile bins; --bins N for another number, --bins 0 for one "
+        f"group per value)"
+    )
+
+
+def paired_comparison(
+    df: pd.DataFrame, by: str, scores: Sequence[str], sweeps: Sequence[Sweep], baseline: str | None
+) -> tuple[pd.DataFrame, str, str]:
+    """`compare --paired`: per group other than the baseline and per score, `paired_stats` of
+    its members paired with the baseline's; the table, its title and a note on what was paired."""
+    if by == "seed":
+        raise UserError(
+            "--paired pairs members that share a seed, so it cannot group --by seed; group by a config path"
+        )
+    key = [
+        "seed",
+        *(
+            c
+            for c in dict.fromkeys(f"config.{p}" for s in sweeps for p in s.params)
+            if c in df and c not in (by, "config.seed")
+        ),
+    ]
+    groups = list(df.groupby(by, sort=True, observed=True).groups)
+    if len(groups) < 2:
+        raise UserError(
+            f"--paired needs at least two groups of `{by}`, but found {len(groups)}: "
+            f"{', '.join(map(str, groups)) or 'none'}"
+        )
+    names = [str(g) for g in groups]
+    if baseline is not None and baseline not in names:
+        raise UserError(f"--baseline `{baseline}` is not a group of `{by}`; groups: {', '.join(names)}")
+    base = groups[names.index(baseline)] if baseline is not None else groups[0]
+    rows, drops = [], []
+    for pairs in pair_groups(df, by, key, scores, base):
+        drops.append(f"{pairs.group}: {len(pairs.table)} pairs, {pairs.dropped} members unpaired")
+        for score in scores:
+            rows.append(
+                {by: pairs.group, "score": score, **paired_stats(pairs, score, not minimize(score, sweeps))}
+            )
+    title = f"paired against {by} = {base} by {', '.join(key)}"
+    note = "group − baseline; " + "; ".join(drops)
+    return pd.DataFrame(rows), title, note
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,8 +298,12 @@ def compare_command(
     by: str,
     scores: Sequence[str] | None = None,
     pareto: str | None = None,
+    paired: bool = False,
+    baseline: str | None = None,
+    bins: int | None = None,
     fmt: str = "table",
 ) -> int:
+    """Group statistics (or with `paired`, paired comparisons against `baseline`) printed as `fmt`."""
     df, sweeps = load_sweeps(results_dirs)
     by = resolve_column(df, by, "--by")
     front = parse_pareto(pareto, df) if pareto else []
@@ -227,15 +314,35 @@ def compare_command(
         raise UserError(
             f"no scores to compare; give --scores, one of: {', '.join(score_columns(df)) or 'none'}"
         )
+    if paired and front:
+        raise UserError("--paired and --pareto answer different questions; give one of them")
+    df, bin_note = bin_groups(df, by, bins)
+    if paired:
+        table, title, note = paired_comparison(df, by, columns, sweeps, baseline)
+        shown = table if fmt == "csv" else _display_paired(table)
+        emit(shown, fmt, None, title=title, note="\n".join(n for n in (bin_note, note) if n))
+        return 0
+    if baseline is not None:
+        raise UserError("--baseline names the group the others are paired with: it needs --paired")
     stats = group_stats(df, by, columns)
-    note = ""
+    notes = [bin_note]
     if front:
         on, maximize = [c for c, _ in front], [m for _, m in front]
         stats["pareto"] = pareto_front(stats[[f"{c}_mean" for c in on]].to_numpy(), maximize)
         on_front = pareto_front(df[on].to_numpy(dtype=float), maximize)
         ids = row_labels(df)
         senses = ", ".join(f"{c}:{'max' if m else 'min'}" for c, m in front)
-        note = f"trials on the trial-level Pareto front ({senses}): {', '.join(ids[on_front])}"
+        notes.append(f"trials on the trial-level Pareto front ({senses}): {', '.join(ids[on_front])}")
     shown = stats if fmt == "csv" else _display_stats(stats, columns)
-    emit(shown, fmt, None, title=f"grouped by {by}", note=note)
+    emit(shown, fmt, None, title=f"grouped by {by}", note="\n".join(n for n in notes if n))
     return 0
+
+
+def _display_paired(table: pd.DataFrame) -> pd.DataFrame:
+    shown = table.drop(columns=["ci_low", "ci_high", "p_wilcoxon"])
+    shown["median_diff"] = table["median_diff"].map(format_cell)
+    shown["95% CI"] = [
+        _interval(lo, hi).strip() for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
+    ]
+    shown["p (Wilcoxon)"] = table["p_wilcoxon"].map(format_cell)
+    return shown

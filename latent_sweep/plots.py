@@ -1,8 +1,15 @@
 """Plots a person would rather look at than read: a trial's latent space, its schedule, its loss
-and score curves, and a sweep's scores against its sampled parameters.
+and score curves; a sweep's figures are in `latent_sweep.plots_analysis`.
 
 Figures use matplotlib's object API (`Figure`, no pyplot), so nothing here needs a display or
 touches global state. PNGs appear whole (a temporary file, then a rename).
+
+Where they go. `plot` writes into `<RESULTS_DIR>/plots/` (the directory it was given, a sweep's
+or a trial's) unless `--out DIR` says otherwise, and names every file
+`<subject>-<figure>[-<score>].png`: the subject is the trial drawn (its id; `<id>_<member>` for
+a member of a population) or the sweep (its directory name), the figure is the `--kind`
+(`latent`, `schedule`, `curves`; `sweep` and `parallel`; `importance` and `slices`), and the
+score follows for figures of one score. Drawing again replaces the file.
 
 `plot` picks the trial to draw as: TRIAL when given (an exact trial id, else a unique prefix);
 otherwise the best trial by the sweep's metric (`sweep.metric`/`sweep.mode`, else the first
@@ -21,8 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
@@ -37,7 +42,6 @@ from latent_sweep.results import (
     load_evals,
     load_history,
     load_sweeps,
-    lower_is_better,
     read_trial_config,
 )
 from latent_sweep.schedule import Dopesheet
@@ -46,6 +50,7 @@ from latent_sweep.timeline import Timeline
 
 # The notebooks' look: points in their own colors over a dark unit disc on a dark ground.
 GROUND, DISC, INK = "#333333", "#111111", "#dddddd"
+PLOTS_DIR = "plots"  # under the results (or trial) directory, unless `out` says otherwise
 _SNAPSHOT = re.compile(r"step-(\d+)\.parquet")
 
 
@@ -159,7 +164,7 @@ def plot_schedule(
             at = np.array([s for s in keys.get(name, []) if 0 <= s < len(y)], dtype=int)
             ax.plot(steps[at], y[at], "o", color=line.get_color(), markersize=4)
         values = table[names].to_numpy(dtype=float)
-        if _log_scale(values, spread=1.0 if names == ["lr"] else 100.0):
+        if log_scale(values, spread=1.0 if names == ["lr"] else 100.0):
             ax.set_yscale("log")
         for s in all_keys:
             ax.axvline(s, color="0.85", linewidth=0.6, zorder=0)
@@ -174,7 +179,7 @@ def plot_schedule(
     return fig
 
 
-def _log_scale(values: np.ndarray, spread: float) -> bool:
+def log_scale(values: np.ndarray, spread: float) -> bool:
     """Log axis for positive values spanning more than `spread` (×) — e.g. an lr decay."""
     finite = values[np.isfinite(values)]
     return bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() >= spread
@@ -225,72 +230,6 @@ def plot_curves(history: pd.DataFrame, evals: pd.DataFrame, title: str = "") -> 
 
 
 # ---------------------------------------------------------------------------------------
-# Sweep: scores against sampled parameters
-
-
-def _coordinates(column: pd.Series) -> tuple[np.ndarray, list[str] | None]:
-    """Numbers as they are; anything else as category codes with their labels."""
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column.to_numpy(dtype=float), None
-    codes, labels = pd.factorize(column.astype(str), sort=True)
-    return codes.astype(float), list(labels)
-
-
-def plot_sweep(trials: pd.DataFrame, params: Sequence[str], scores: Sequence[str], title: str = "") -> Figure:
-    """One panel per (score, parameter): each trial a point; categories jittered apart."""
-    fig = Figure(figsize=(3.2 * len(params), 2.6 * len(scores) + 0.6), layout="constrained")
-    axes = fig.subplots(len(scores), len(params), squeeze=False)
-    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(trials))
-    for c, param in enumerate(params):
-        x, labels = _coordinates(trials[param])
-        for r, score in enumerate(scores):
-            ax = axes[r, c]
-            ax.scatter(x + (jitter if labels else 0.0), trials[score], s=18, alpha=0.8)
-            if labels:
-                ax.set_xticks(range(len(labels)), labels)
-            elif _log_scale(x, spread=100.0):
-                ax.set_xscale("log")
-            ax.set_xlabel(param.removeprefix("config.") if r == len(scores) - 1 else "")
-            ax.set_ylabel(score if c == 0 else "")
-    fig.suptitle(title)
-    return fig
-
-
-def plot_parallel(
-    trials: pd.DataFrame, params: Sequence[str], metric: str, maximize: bool, title: str = ""
-) -> Figure:
-    """Parallel coordinates: one line per trial across the parameters and the metric, colored
-    by the metric (brighter is better); each axis spans its own range."""
-    names = [*params, metric]
-    fig = Figure(figsize=(2 + 1.8 * len(names), 4.5), layout="constrained")
-    ax = fig.subplots()
-    norm_cols = []
-    for k, name in enumerate(names):
-        x, labels = _coordinates(trials[name])
-        seen = x[np.isfinite(x)]
-        lo, hi = (float(seen.min()), float(seen.max())) if len(seen) else (0.0, 1.0)
-        ends = (labels[0], labels[-1]) if labels else (f"{lo:.3g}", f"{hi:.3g}")
-        if not labels and _log_scale(x, spread=100.0):  # e.g. a loguniform parameter
-            x, lo, hi = np.log10(x), np.log10(lo), np.log10(hi)
-        norm_cols.append((x - lo) / (hi - lo) if hi > lo else np.full_like(x, 0.5))
-        ax.axvline(k, color="0.3", linewidth=0.8)
-        ax.text(k, -0.04, ends[0], ha="center", va="top", fontsize="small")
-        ax.text(k, 1.04, ends[1], ha="center", va="bottom", fontsize="small")
-    coords = np.column_stack(norm_cols)
-    value = trials[metric].to_numpy(dtype=float)
-    finite = value[np.isfinite(value)]
-    norm = Normalize(*(finite.min(), finite.max()) if len(finite) else (0.0, 1.0))
-    cmap = colormaps["viridis" if maximize else "viridis_r"]
-    for row, v in zip(coords, value, strict=True):
-        ax.plot(range(len(names)), row, color=cmap(norm(v)) if np.isfinite(v) else "0.7", alpha=0.8)
-    ax.set_xticks(range(len(names)), [n.removeprefix("config.") for n in names], rotation=20)
-    ax.set(ylim=(-0.12, 1.12), yticks=[])
-    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=metric)
-    fig.suptitle(title)
-    return fig
-
-
-# ---------------------------------------------------------------------------------------
 # Command
 
 
@@ -300,15 +239,22 @@ def plot_command(
     *,
     member: int | None = None,
     kind: str = "latent",
-    out: str | Path = "plots",
+    score: str | None = None,
+    out: str | Path | None = None,
 ) -> list[Path]:
-    """Draw `kind` (latent, schedule, curves: of one trial; sweep: of the whole sweep) into `out`;
-    the PNG files written."""
-    target, out = Path(results_dir), Path(out)
+    """Draw `kind` (latent, schedule, curves: of one trial; sweep, importance (for `score`): of the
+    whole sweep) into `out`, by default `<results_dir>/plots/`; the PNG files written."""
+    # Sweep figures live in plots_analysis, which draws with this module's helpers.
+    from latent_sweep import plots_analysis
+
+    target = Path(results_dir)
+    out = Path(out) if out is not None else target / PLOTS_DIR
     if kind == "sweep":
-        return _sweep_plots(target, out)
+        return plots_analysis.sweep_plots(target, out)
+    if kind == "importance":
+        return plots_analysis.importance_plots(target, out, score)
     trial_dir, label, member = pick_trial(target, trial, member)
-    path = out / f"{_safe(label)}-{kind}.png"
+    path = out / f"{safe_name(label)}-{kind}.png"
     if kind == "latent":
         step, latents = load_latents(trial_dir, member)
         fig = plot_latent(latents, title=f"{label} — latents at step {step}")
@@ -319,7 +265,7 @@ def plot_command(
         history, evals = load_history(trial_dir, member), load_evals(trial_dir, member)
         fig = plot_curves(history, evals, title=f"{label} — training")
     else:
-        raise UserError(f"unknown plot kind `{kind}`; expected latent, schedule, curves or sweep")
+        raise UserError(f"unknown plot kind `{kind}`; expected latent, schedule, curves, sweep or importance")
     return [save_figure(fig, path)]
 
 
@@ -381,25 +327,5 @@ def _best(df: pd.DataFrame, sweeps: Sequence[Sweep], target: Path) -> pd.Series:
     return ranked.iloc[0]
 
 
-def _sweep_plots(target: Path, out: Path) -> list[Path]:
-    df, sweeps = load_sweeps([target])
-    sweep = sweeps[0]
-    params = [f"config.{p}" for p in sweep.params if f"config.{p}" in df.columns]
-    scores = key_scores(df, sweeps)
-    if not params or not scores:
-        missing = "sampled parameters (sweep.yaml `sweep.space`)" if not params else "scores"
-        raise UserError(f"`{target}` has no {missing} to plot: a sweep plot draws scores against parameters")
-    metric = sweep.metric if sweep.metric in df.columns else scores[0]
-    maximize = sweep.mode == "max" if sweep.mode in ("max", "min") else not lower_is_better(metric)
-    name = _safe(target.resolve().name)
-    trials = df["trial_id"].nunique()
-    counted = f"{len(df)} members of {trials} trials" if len(df) > trials else f"{len(df)} trials"
-    title = f"{target.resolve().name} — {counted}"
-    return [
-        save_figure(plot_sweep(df, params, scores, title), out / f"{name}-sweep.png"),
-        save_figure(plot_parallel(df, params, metric, maximize, title), out / f"{name}-parallel.png"),
-    ]
-
-
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)

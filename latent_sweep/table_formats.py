@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from latent_sweep.errors import UserError
@@ -45,7 +46,7 @@ def rich_table(df: pd.DataFrame, title: str) -> Table:
     for c in df.columns:
         table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
     for values in df.itertuples(index=False):
-        table.add_row(*(format_cell(v) for v in values))
+        table.add_row(*(escape(format_cell(v)) for v in values))  # `[lo, hi]` is not markup
     return table
 
 

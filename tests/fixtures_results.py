@@ -209,3 +209,15 @@ def make_population_sweep(root: Path) -> Path:
         config["members"] = [{"seed": seed, "schedule.scale.reg-polar": scale} for scale, seed, _ in members]
         make_trial(root / trial_id, config, [final for _, _, final in members], diverged_at=diverged)
     return root
+
+
+def write_sweep(root: Path, rows: list[dict], space: dict) -> Path:
+    """A results directory with sweep.yaml and trials.parquet only, for analysis that needs no
+    trial directories; `rows` are members (their `member` index is added, per trial_id)."""
+    root.mkdir(parents=True)
+    sweep = {"space": space, "metric": "hue_corr", "mode": "max", "seeds": 10}
+    (root / "sweep.yaml").write_text(yaml.safe_dump({"experiment": "autoencoder", "sweep": sweep}))
+    frame = pd.DataFrame(rows)
+    frame.insert(1, "member", frame.groupby("trial_id").cumcount())
+    frame.to_parquet(root / "trials.parquet")
+    return root

@@ -23,7 +23,7 @@ from latent_sweep.plots import (
     schedule_curves,
 )
 from latent_sweep.population import member_raws
-from latent_sweep.results import load_evals, load_history, read_trial_config
+from latent_sweep.results import load_evals, load_history, load_sweeps, read_trial_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -242,3 +242,13 @@ def test_member_latents_schedule_and_curves(gamma):
     assert table["reg-polar"].iloc[0] == pytest.approx(0.012)
     fig = plot_curves(load_history(gamma / "g0", member=1), load_evals(gamma / "g0", member=1))
     assert [ax.get_title() for ax in fig.axes[2:]] == list(SCORES)  # no member/seed/diverged_at panels
+
+
+def test_plots_go_under_the_results_dir_by_default(tmp_path, capsys):
+    alpha, _ = make_results(tmp_path)
+    code, lines, _ = plot(capsys, alpha, "--kind", "latent")
+    assert (code, lines) == (0, [str(alpha / "plots" / "a2-latent.png")])
+    code, lines, _ = plot(capsys, alpha / "a1", "--kind", "curves")  # a trial directory: its own plots/
+    assert (code, lines) == (0, [str(alpha / "a1" / "plots" / "a1-curves.png")])
+    # a plots/ directory in the sweep is not mistaken for a trial
+    assert load_sweeps([alpha])[0]["trial_id"].tolist() == ["a0", "a1", "a2", "a3"]

@@ -316,13 +316,8 @@ def test_group_mean_and_std_match_numpy(sweeps, capsys):
     )
     assert code == 0
     stats = pd.read_csv(io.StringIO(out)).set_index("config.labels.mode")
-    assert list(stats.columns) == [
-        "count",
-        "hue_corr_mean",
-        "hue_corr_std",
-        "recon_mse_mean",
-        "recon_mse_std",
-    ]
+    parts = ("mean", "std", "ci_low", "ci_high")
+    assert list(stats.columns) == ["count", *(f"{s}_{p}" for s in ("hue_corr", "recon_mse") for p in parts)]
     trials = {**ALPHA, **BETA}
     for mode in ("soft", "hard"):
         ids = [t for t, v in trials.items() if v[0] == mode]
@@ -331,6 +326,11 @@ def test_group_mean_and_std_match_numpy(sweeps, capsys):
             values = np.array([final(trials, t, score) for t in ids])
             assert stats.loc[mode, f"{score}_mean"] == pytest.approx(values.mean())
             assert stats.loc[mode, f"{score}_std"] == pytest.approx(values.std(ddof=1))
+            # a bootstrap interval of the mean of 3 values lies between their min and max (within
+            # rounding: a resample of one value three times has it as its mean)
+            low, high = stats.loc[mode, f"{score}_ci_low"], stats.loc[mode, f"{score}_ci_high"]
+            assert low < values.mean() < high
+            assert values.min() - 1e-12 <= low and high <= values.max() + 1e-12
 
 
 def test_by_accepts_the_config_prefix(sweeps, capsys):
@@ -363,9 +363,10 @@ def test_compare_marks_the_pareto_groups_and_lists_the_trial_front(sweeps, capsy
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "| config.labels.mode | count | pareto | hue_corr | recon_mse |"
-    # soft (0.8, 0.0025) beats hard (0.775, 0.0045) on both means
-    assert lines[2] == "| hard | 2 |  | 0.775 ± 0.2475 | 0.0045 ± 0.002121 |"
-    assert lines[3] == "| soft | 2 | ★ | 0.8 ± 0.1414 | 0.0025 ± 0.002121 |"
+    # soft (0.8, 0.0025) beats hard (0.775, 0.0045) on both means. Of two values, a resampled
+    # mean is the lower one, the midpoint or the higher one (¼, ½, ¼): the 95% interval spans both.
+    assert lines[2] == "| hard | 2 |  | 0.775 ± 0.2475 [0.6, 0.95] | 0.0045 ± 0.002121 [0.003, 0.006] |"
+    assert lines[3] == "| soft | 2 | ★ | 0.8 ± 0.1414 [0.7, 0.9] | 0.0025 ± 0.002121 [0.001, 0.004] |"
     assert lines[-1] == "trials on the trial-level Pareto front (hue_corr:max, recon_mse:min): a1, a2"
 
 
