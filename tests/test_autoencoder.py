@@ -147,19 +147,19 @@ def test_data_fraction_weights_apply_from_a_phases_first_step():
     # so must a trial resumed in the middle of it.
     import torch
 
-    from latent_sweep.experiments.autoencoder import Autoencoders, ColorData
+    from latent_sweep.experiments.autoencoder import Autoencoders
     from latent_sweep.experiments.loop import build_members
 
     raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
     members = build_members(raw)
     for first in (3000, 5000):
-        batches = Autoencoders(members, ColorData.build(members.cfg, torch.device("cpu"))).batches
+        batches = Autoencoders(members, torch.device("cpu")).batches
         batches.streams.start = first - first % batches.streams.chunk - batches.streams.chunk
         x, _ = batches(first)
         vibrancy = x.max(dim=-1).values - x.min(dim=-1).values
         assert vibrancy.min() >= 0.99, first
     # Past the ramp (fraction 1), every color of the cube may be drawn.
-    batches = Autoencoders(members, ColorData.build(members.cfg, torch.device("cpu"))).batches
+    batches = Autoencoders(members, torch.device("cpu")).batches
     batches.streams.start = 15000 - 15000 % batches.streams.chunk - batches.streams.chunk
     x, _ = batches(15000)
     assert (x.max(dim=-1).values - x.min(dim=-1).values).min() < 0.5

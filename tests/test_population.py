@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import Crash, CrashingSession, assert_crash_resume_matches
+from conftest import assert_crash_resume_matches
 
 from latent_sweep.errors import UserError
 from latent_sweep.experiments import TrialDiverged, run_trial
-from latent_sweep.experiments.autoencoder import Autoencoders, Batches, ColorData
+from latent_sweep.experiments.autoencoder import Autoencoders
 from latent_sweep.experiments.loop import build_members
 from latent_sweep.history import read_table
 from latent_sweep.session import LocalSession
@@ -30,11 +30,6 @@ def seeds(*values: int) -> list[dict]:
     return [{"seed": s} for s in values]
 
 
-def batches_of(raw: dict) -> Batches:
-    members = build_members(raw)
-    return Autoencoders(members, ColorData.build(members.cfg, CPU)).batches
-
-
 def histories(trial_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     return read_table(trial_dir / "history").drop(columns="wall_time"), read_table(trial_dir / "evals")
 
@@ -43,9 +38,9 @@ def test_a_member_draws_and_trains_as_it_would_alone(tiny_ex17, tmp_path):
     raw = copy.deepcopy(tiny_ex17)
     raw.update(steps=200, eval_every=200, checkpoint_every=200, history_every=1)
     pool = [3, 11, 5, 8, 0, 21, 2, 9]
-    together = batches_of(population(raw, *seeds(*pool)))
+    together = Autoencoders(build_members(population(raw, *seeds(*pool))), CPU).batches
     checked = (1, 4, 6, 7)  # four members of the eight
-    alone = {k: batches_of(population(raw, *seeds(pool[k]))) for k in checked}
+    alone = {k: Autoencoders(build_members(population(raw, *seeds(pool[k]))), CPU).batches for k in checked}
     for step in range(200):
         x8, labels8 = together(step)
         rows8 = together.pick(step, together.streams.at(step)["pick"])
@@ -150,26 +145,3 @@ def test_validate_checks_every_member(tiny_ex17, tmp_path, capsys):
     assert capsys.readouterr().err.startswith(
         f"error: {bad}: members 0 and 1 differ in `data.batch_size` (64 vs 32), which cannot vary"
     )
-
-
-def test_shards_on_several_threads_train_as_one_thread_does(tiny_ex17, tmp_path):
-    raw = population(tiny_ex17, *seeds(4, 1, 9))
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = run_trial(raw, LocalSession(tmp_path / "one"))
-        torch.set_num_threads(2)  # two shards: members [4] and [1, 9]
-        two = run_trial(raw, LocalSession(tmp_path / "two"))
-        assert torch.get_num_threads() == 2  # restored after the shards' threads
-        # A checkpoint written by two shards resumes under one.
-        with pytest.raises(Crash):
-            run_trial(raw, CrashingSession(tmp_path / "cut"))
-        torch.set_num_threads(1)
-        resumed = run_trial(raw, LocalSession(tmp_path / "cut"))
-    finally:
-        torch.set_num_threads(before)
-    pd.testing.assert_frame_equal(one, two, check_exact=True)  # bitwise: shards change no number
-    pd.testing.assert_frame_equal(one, resumed, check_exact=True)  # bitwise: shards change no number
-    for trial in ("two", "cut"):
-        for a, b in zip(histories(tmp_path / "one"), histories(tmp_path / trial), strict=True):
-            pd.testing.assert_frame_equal(a, b, check_exact=True)  # bitwise: shards change no number

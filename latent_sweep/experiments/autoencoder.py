@@ -154,11 +154,11 @@ class Batches:
 class Autoencoders:
     """The autoencoder population the loop trains (see `loop.Population`)."""
 
-    def __init__(self, members: Members, data: ColorData) -> None:
+    def __init__(self, members: Members, device: torch.device) -> None:
         cfg: AutoencoderConfig = members.cfg
-        total, device = members.total, data.train.device
+        total = members.total
         self.cfg, self.k = cfg, len(members)
-        self.data = data
+        self.data = data = ColorData.build(cfg, device)
         self.model = ColorAutoencoders(
             cfg.model.hidden, cfg.model.latent_dim, cfg.model.normalize, members.seeds, device
         )
@@ -286,5 +286,4 @@ def preflight(members: Members) -> None:
 def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
     """Train the autoencoder population under its schedules; report scores and checkpoints."""
     device = pick_device(members.cfg.device)
-    data = ColorData.build(members.cfg, device)  # shared by the shards (read only)
-    return loop.train(lambda part: Autoencoders(part, data), members, session, success, device)
+    return loop.train(Autoencoders(members, device), members, session, success)

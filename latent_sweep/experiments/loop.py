@@ -9,7 +9,7 @@ and the session.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,10 +19,10 @@ import torch
 
 from latent_sweep import population
 from latent_sweep.errors import TrialDiverged, UserError
-from latent_sweep.experiments import shards
 from latent_sweep.experiments.base import TrialConfig
 from latent_sweep.experiments.recording import Recorder, due, history_every
 from latent_sweep.models import Stack
+from latent_sweep.optim import PopulationAdam
 from latent_sweep.session import Session
 from latent_sweep.timeline import Timeline
 
@@ -45,10 +45,6 @@ class Members:
 
     def __len__(self) -> int:
         return len(self.seeds)
-
-    def subset(self, lo: int, hi: int) -> Members:
-        """Members lo…hi−1 (the same configs and schedules)."""
-        return Members(self.configs, self.index[lo:hi], self.seeds[lo:hi], self.timelines, self.total)
 
     def curves(self, fn: Callable[[Any, Timeline], np.ndarray], device: torch.device) -> MemberCurves:
         """Per-step values [total, …] of each distinct config (`fn(cfg, timeline)`), per member."""
@@ -134,39 +130,33 @@ class Population(Protocol):
     def snapshot(self) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         """Evaluation-set latents [K, n, E] and per-point display columns ([n] each)."""
 
-    def state_dict(self, next_step: int) -> dict:
-        """Extra checkpoint state: tensors with a leading member axis and lists are per member
-        (shards' states are concatenated, see `shards.take`), other values shared by all."""
+    def state_dict(self, next_step: int) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def train(
-    build: Callable[[Members], Population],
-    members: Members,
-    session: Session,
-    success: str | None = None,
-    device: torch.device | None = None,
-) -> pd.DataFrame:
+def train(pop: Population, members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
     """Train all members together under their schedules; report statistics over them and
-    checkpoints; returns each member's final scores (member, seed, scores…, diverged_at).
-    `build` makes the population of some members; on CPU the members are split into one shard
-    per torch thread (see `shards`)."""
+    checkpoints; returns each member's final scores (member, seed, scores…, diverged_at)."""
     cfg, total, k = members.cfg, members.total, len(members)
-    device = device or torch.device("cpu")
-    parts = shards.bounds(k, shards.count(device, k, cfg.compile))
-    shard = [shards.Shard(build(members.subset(lo, hi)), lo, hi) for lo, hi in parts]
-    terms = shard[0].pop.terms
+    device = pop.params.device
+    optimizer = PopulationAdam(pop.params, weight_decay=pop.weight_decay, decoupled=pop.decoupled)
+    alive = torch.ones(k, dtype=torch.bool, device=device)
+    diverged_at = torch.full((k,), -1, dtype=torch.int64, device=device)
 
     # Continue from the session's checkpoint, dropping history written after it.
     state = session.restore()
     start, elapsed, result = 0, 0.0, pd.DataFrame()
     if state is not None:
-        for s in shard:
-            s.restore(state)
+        with torch.no_grad():
+            pop.params.copy_(state["params"])
+        optimizer.load_state_dict(state["adam"])  # copy_ moves a CPU checkpoint onto the device
+        alive.copy_(state["alive"])
+        diverged_at.copy_(state["diverged_at"])
+        pop.load_state_dict(state["experiment"])
         start, elapsed = int(state["step"]), float(state["wall_time"])
         result = pd.DataFrame(state["scores"]).astype({"diverged_at": "Int64"})
-    every = history_every(cfg.history_every, k, total, 2 * len(terms) + 1)
+    every = history_every(cfg.history_every, k, total, 2 * len(pop.terms) + 1)
     rec = Recorder(
         session.trial_dir,
         members.seeds,
@@ -176,50 +166,48 @@ def train(
             for p in members.timelines[0].props
         },
         members.index,
-        terms,
+        pop.terms,
         -(-cfg.checkpoint_every // every) + 1,
         start,
         elapsed,
         device,
     )
 
-    with shards.Workers(len(shard)) as workers:
-        # Shards train on their own up to the next step that records, evaluates or checkpoints.
-        for begin, done in segments(cfg, start, total):
-            workers.run(shards.Shard.advance, shard, begin, done, every, workers.stop)
-            for rows in zip(*(s.logs for s in shard), strict=True):
-                step, wall = rows[0][0], max(r[1] for r in rows)
-                rec.log(step, *(torch.cat([r[i] for r in rows]) for i in (2, 3, 4)), wall)
-            for s in shard:
-                s.logs.clear()
+    for step in range(start, total):
+        pop.act(step)
+        raw, weighted = pop.losses(step)
+        loss = weighted.sum(dim=1)  # [K]: members are independent, so one backward serves all
+        # A member whose loss is no longer finite is frozen from here on (its scores become NaN).
+        finite = torch.isfinite(loss)
+        diverged_at = torch.where(alive & ~finite, step, diverged_at)
+        alive = alive & finite
+        loss.sum().backward()
+        optimizer.step(pop.model.take_grad(), pop.lr.at(step), alive)
+        if step % every == 0:
+            rec.log(step, raw.detach(), weighted.detach(), loss.detach())
 
-            evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
-            if snapshot_now:  # also between evaluations
-                snaps = workers.run(lambda s: s.pop.snapshot(), shard)
-                rec.snapshot(done, torch.cat([z for z, _ in snaps]), snaps[0][1])
-            if not evaluate_now:
-                continue
-            alive = torch.cat([s.alive for s in shard])
-            diverged_at = torch.cat([s.diverged_at for s in shard])
-            if not bool(alive.any()):  # one host sync per evaluation
-                first = int(diverged_at.min())
-                raise TrialDiverged(f"every member's loss became non-finite (the first at step {first})")
-            scores = workers.run(lambda s: s.pop.evaluate(), shard)
-            merged = {name: np.concatenate([sc[name] for sc in scores]) for name in scores[0]}
-            result = member_scores(members, merged, alive, diverged_at)
-            state = shards.join([s.state(done) for s in shard]) if checkpoint_now else None
-            names = [c for c in result.columns if c not in ("member", "seed", "diverged_at")]
-            rec.report(session, done, total, result, population.summarize(result, names, success), state)
+        done = step + 1
+        evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
+        if snapshot_now:  # also between evaluations
+            rec.snapshot(done, *pop.snapshot())
+        if not evaluate_now:
+            continue
+        if not bool(alive.any()):  # one host sync per evaluation
+            first = int(diverged_at.min())
+            raise TrialDiverged(f"every member's loss became non-finite (the first at step {first})")
+        result = member_scores(members, pop.evaluate(), alive, diverged_at)
+        state = None
+        if checkpoint_now:
+            state = {
+                "params": pop.params.detach().clone(),
+                "adam": optimizer.state_dict(),
+                "alive": alive.clone(),
+                "diverged_at": diverged_at.clone(),
+                "experiment": pop.state_dict(done),
+            }
+        names = [c for c in result.columns if c not in ("member", "seed", "diverged_at")]
+        rec.report(session, done, total, result, population.summarize(result, names, success), state)
     return result
-
-
-def segments(cfg: TrialConfig, start: int, total: int) -> Iterator[tuple[int, int]]:
-    """Step ranges [begin, done) that end where something is due (see `recording.due`)."""
-    begin = start
-    for done in range(start + 1, total + 1):
-        if any(due(cfg, done, total)):
-            yield begin, done
-            begin = done
 
 
 def member_scores(

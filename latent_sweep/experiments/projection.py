@@ -195,36 +195,21 @@ def preflight(members: Members) -> None:
     load_inputs(members.cfg, torch.device("cpu"))
 
 
-@dataclass
-class Shared:
-    """What every member (and shard) of a projection trial shares, built once on the device: the
-    inputs, their kNN graph, the (standardized) features the model sees, the evaluation set."""
-
-    inputs: proj_data.Inputs
-    ev: Evaluation
-    x: torch.Tensor
-    knn: torch.Tensor
-
-    @classmethod
-    def build(cls, cfg: ProjectionConfig, device: torch.device) -> Shared:
-        inputs, ev = load_inputs(cfg, device)
-        x = torch.tensor(inputs.features, dtype=torch.float32, device=device)
-        knn = knn_graph(x, cfg.knn.k_neighbors, cfg.knn.metric)
-        if cfg.data.standardize:
-            std = x.std(dim=0)
-            x = (x - x.mean(dim=0)) / torch.where(std > 0, std, 1.0)  # constant features stay 0
-        return cls(inputs, ev, x, knn)
-
-
 class Projectors:
     """The projection population the loop trains (see `loop.Population`): members share the
     input data and its kNN graph on the device and differ in seed and schedule values."""
 
-    def __init__(self, members: Members, shared: Shared) -> None:
+    def __init__(self, members: Members, device: torch.device) -> None:
         cfg: ProjectionConfig = members.cfg
         self.cfg, total = cfg, members.total
-        self.inputs, self.ev, self.x, self.knn = shared.inputs, shared.ev, shared.x, shared.knn
-        x, device = self.x, self.x.device
+        inputs, self.ev = load_inputs(cfg, device)
+        self.inputs = inputs
+        x = torch.tensor(inputs.features, dtype=torch.float32, device=device)
+        self.knn = knn_graph(x, cfg.knn.k_neighbors, cfg.knn.metric)
+        if cfg.data.standardize:
+            std = x.std(dim=0)
+            x = (x - x.mean(dim=0)) / torch.where(std > 0, std, 1.0)  # constant features stay 0
+        self.x = x
         self.model = Projections(x.shape[1], cfg.model.hidden, cfg.model.out_dim, members.seeds, device)
         self.params = self.model.params
         # torch's Adam adds weight decay to the gradient; AdamW decays the weights directly.
@@ -285,5 +270,4 @@ class Projectors:
 def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
     """Train the projection population under its schedules; report scores and checkpoints."""
     device = pick_device(members.cfg.device)
-    shared = Shared.build(members.cfg, device)
-    return loop.train(lambda part: Projectors(part, shared), members, session, success, device)
+    return loop.train(Projectors(members, device), members, session, success)

@@ -87,14 +87,11 @@ class Recorder:
         self.evals: list[pd.DataFrame] = []
         self.t0 = time.perf_counter() - elapsed
 
-    def log(
-        self, step: int, raw: torch.Tensor, weighted: torch.Tensor, loss: torch.Tensor, at: float
-    ) -> None:
-        """One step: unweighted and weighted terms [K, n_terms] and the totals [K], on the device;
-        `at` is when the step finished (`time.perf_counter()`)."""
+    def log(self, step: int, raw: torch.Tensor, weighted: torch.Tensor, loss: torch.Tensor) -> None:
+        """One step: unweighted and weighted terms [K, n_terms] and the totals [K], on the device."""
         torch.cat([raw, weighted, loss.unsqueeze(1)], dim=1, out=self.buf[self.len])
         self.steps[self.len] = step
-        self.wall[self.len] = at - self.t0
+        self.wall[self.len] = self.elapsed()
         self.len += 1
 
     def elapsed(self) -> float:
