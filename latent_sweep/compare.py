@@ -5,10 +5,10 @@ Rows are members (`latent_sweep.results`): a population trial contributes one ro
 so `compare --by` counts and averages members, e.g. the seeds of a config, and the tables of a
 sweep of populations show `member` and `seed` by default.
 
-Best first. Lower is better for `recon_mse*`, `*_error*` (`anchor_error_<concept>`,
-`norm_error`), `planarity_vibrant` and `loss`, also as `best_<score>`; those sort ascending,
-everything else descending. A sweep's own metric follows its `sweep.mode`. `--sort SCORE:min`
-or `SCORE:max` overrides the rule.
+Best first, in each score's direction as its experiment declares it
+(`latent_sweep.score_declarations`, docs/scores.md), also as `best_<score>`: lower-is-better
+scores sort ascending, everything else descending. A sweep's own metric follows its
+`sweep.mode`. `--sort SCORE:min` or `SCORE:max` overrides the rule.
 
 Pareto fronts (`compare --pareto`) are taken over the group means: a user comparing variants
 asks which variants no other beats on every score at once. The trials on the trial-level

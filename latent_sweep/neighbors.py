@@ -1,4 +1,5 @@
-"""Neighbor-preservation scores between input space X and latent space Z, and weighted kNN accuracy.
+"""Neighbor-preservation scores between input space X and latent space Z, and weighted kNN accuracy
+(definitions for users: docs/scores.md).
 
 Everything runs in torch on one device, in float64, chunked over query rows so memory stays
 O(chunk × n): no n × n matrix is ever held. One pass computes, per chunk of rows, the squared

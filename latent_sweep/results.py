@@ -19,7 +19,7 @@ column) read as member 0 with the config's seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from latent_sweep import population
 from latent_sweep.config import read_yaml
 from latent_sweep.errors import UserError
 from latent_sweep.history import read_local, read_table
+from latent_sweep.score_declarations import Goal, check_returned, goal_of
 from latent_sweep.sweep_spec import statistic_of
 
 META_COLUMNS = (
@@ -39,7 +40,6 @@ META_COLUMNS = (
 # Columns of evals/ and history/ part files that are not scores or logged values.
 KEY_COLUMNS = ("step", "member", "seed", "diverged_at")
 TERMINAL = frozenset({"TERMINATED", "ERROR"})
-LOWER_IS_BETTER = frozenset({"recon_mse", "norm_error", "planarity_vibrant", "loss"})
 CONFIG_FILES = ("config.yaml", "config.json")
 
 
@@ -210,20 +210,33 @@ def _dir_rows(trial_dir: Path, rel: str) -> list[dict[str, Any]]:
 
 
 def member_rows(
-    trial_id: str, status: str, trial_raw: dict, evals: pd.DataFrame, **tail: Any
+    trial_id: str,
+    status: str,
+    trial_raw: dict,
+    evals: pd.DataFrame,
+    goals: Mapping[str, Goal] | None = None,
+    **tail: Any,
 ) -> list[dict[str, Any]]:
     """One row per member of a trial (see the module doc) from its config and its evaluations;
-    `tail` (steps, wall_time_s, error, trial_dir) goes on every row."""
-    scores = [c for c in evals.select_dtypes("number").columns if c not in KEY_COLUMNS]
+    `tail` (steps, wall_time_s, error, trial_dir) goes on every row. `goals` (the scores the
+    trial's experiment declares for its config) makes the score columns exactly those, empty
+    before the first evaluation, and evaluations holding other scores an error; without it the
+    score columns are the evaluations' own."""
+    found = [c for c in evals.select_dtypes("number").columns if c not in KEY_COLUMNS]
+    if goals is None:
+        goals = {s: goal_of(s) or "max" for s in found}
+    elif len(evals):
+        check_returned(str(trial_raw.get("experiment", "autoencoder")), goals, found)
     rows = []
     for member, raw in enumerate(population.member_raws(trial_raw)):
         own = _of_member(evals, member)
         row: dict[str, Any] = {"trial_id": trial_id, "member": member, "seed": raw.get("seed", 0)}
         row["status"] = status
         row.update(flatten(raw, "config"))
-        if len(own):
-            row.update({s: own[s].iloc[-1] for s in scores})
-            row.update({f"best_{s}": own[s].min() if lower_is_better(s) else own[s].max() for s in scores})
+        last = own.iloc[-1] if len(own) else {}
+        row.update({s: last.get(s) for s in goals})
+        best = {s: own[s].min() if goal == "min" else own[s].max() for s, goal in goals.items() if len(own)}
+        row.update({f"best_{s}": best.get(s) for s in goals})
         diverged = own["diverged_at"].dropna() if "diverged_at" in own else []
         row["diverged_at"] = int(diverged.iloc[0]) if len(diverged) else None
         rows.append({**row, **tail})
@@ -284,5 +297,5 @@ def nunique(column: pd.Series) -> int:
 
 
 def lower_is_better(score: str) -> bool:
-    name = score.removeprefix("best_")
-    return name in LOWER_IS_BETTER or "_error" in name or name.startswith("recon_mse")
+    """Whether a score (or `best_<score>`) is better lower, as its experiment declares it."""
+    return goal_of(score.removeprefix("best_")) == "min"

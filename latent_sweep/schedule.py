@@ -1,7 +1,7 @@
 """Schedules: the dopesheet of keyframes, read from CSV or YAML records.
 `latent_sweep.timeline.Timeline` realizes it once into dense per-step arrays.
 
-Choices made here (the README's "Sweep files" section describes the format):
+Choices made here (docs/dopesheet.md describes the format for users):
 * Error rows for CSV are file line numbers (the header is row 1, as in a spreadsheet or
   editor); for records the location is the field path, e.g. `schedule.keyframes[2].STEP`.
 * Rows are sorted by resolved step, stably; where two rows set a PHASE at the same step, the

@@ -7,7 +7,7 @@ The population forms compute in torch on the input's device and copy to the host
 end; a diverged member (any non-finite value in its points) scores NaN without touching the
 others.
 
-Neighbor-preservation scores live in `latent_sweep.neighbors`.
+Neighbor-preservation scores live in `latent_sweep.neighbors`. Definitions for users: docs/scores.md.
 """
 
 from __future__ import annotations

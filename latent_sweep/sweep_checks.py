@@ -10,21 +10,17 @@ import pandas as pd
 
 from latent_sweep import config, population
 from latent_sweep.errors import UserError
+from latent_sweep.score_declarations import declared
 from latent_sweep.sweep_spec import (
     PARAMS,
     SCALE_PREFIX,
     SampledSeed,
     SweepSpec,
     field_error,
-    is_score,
     statistic_of,
     trial_config,
 )
 
-SCORE_LIST = (
-    "recon_mse, hue_corr, hue_order, hue_winding, anchor_error_<concept>, planarity_vibrant, norm_error, "
-    "trustworthiness_k<k>, …"
-)
 RATES = ("success_rate", "diverged_rate")
 SUCCESS_EXAMPLE = "hue_order >= 0.999 and abs(hue_winding) == 1"
 # What a success expression may hold: comparisons and arithmetic over score names, `abs`, numbers.
@@ -81,13 +77,16 @@ def _check_metric(spec: SweepSpec) -> None:
     """`metric` is a score (the mean over members), a statistic over members or a rate;
     `success` is an expression over score names that pandas can evaluate."""
     b, src = spec.block, spec.source
-    if statistic_of(b.metric) is None and b.metric not in RATES:
+    # The scores the base config's experiment declares for it (docs/scores.md).
+    scores = declared(spec.cfg)
+    listed = ", ".join(scores)
+    if statistic_of(b.metric) not in scores and b.metric not in RATES:
         raise field_error(
             src,
             "sweep.metric",
-            f"must be a score name ({SCORE_LIST}; the mean over a trial's members), a score with `_std`, "
-            f"`_min` or `_max` (that statistic over the members), `success_rate` (with `sweep.success`) "
-            f"or `diverged_rate`, but got `{b.metric}`",
+            f"must be a score this sweep's trials report ({listed}; the mean over a trial's members), "
+            f"a score with `_std`, `_min` or `_max` (that statistic over the members), `success_rate` "
+            f"(with `sweep.success`) or `diverged_rate`, but got `{b.metric}`",
         )
     score = statistic_of(b.metric)
     if score != b.metric and score is not None and len(population.overrides(spec.base)) * b.pack == 1:
@@ -115,12 +114,12 @@ def _check_metric(spec: SweepSpec) -> None:
             src, "sweep.success", f"is not a valid expression ({err.msg}): `{b.success}`; {_success_hint()}"
         ) from None
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id != "abs" and not is_score(node.id):
+        if isinstance(node, ast.Name) and node.id != "abs" and node.id not in scores:
             raise field_error(
                 src,
                 "sweep.success",
-                f"names `{node.id}`, which is not a score; the expression is evaluated on each member's "
-                f"final scores ({SCORE_LIST}); {_success_hint()}",
+                f"names `{node.id}`, which is not a score of this sweep's trials; the expression is "
+                f"evaluated on each member's final scores ({listed}); {_success_hint()}",
             )
         called = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "abs"
         constant = isinstance(node, ast.Constant) and isinstance(node.value, int | float)

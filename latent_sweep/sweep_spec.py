@@ -1,4 +1,5 @@
 """The `sweep:` block of a sweep file: validated once into a `SweepSpec`, translated into Ray Tune.
+Every key, for users: docs/sweep-file.md.
 
 A sweep file is a trial config (the *base*) plus a `sweep:` block. `space` maps config paths
 (`schedule.keyframes[5].reg-polar`, `schedule.keyframes[3].STEP`, `labels.mode`, …) to one
@@ -33,7 +34,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,17 +45,13 @@ from pydantic import Field, field_validator
 from latent_sweep import config, population
 from latent_sweep.errors import UserError
 from latent_sweep.experiments.base import Strict
+from latent_sweep.score_declarations import goal_of
 
 TRIAL_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX, without importing Ray here
 PARAMS = "params"  # a Tune config's sampled values: {"params": {path: value}}
 PACK = "pack"  # a packed Tune config's sampled configs: {"pack": [{path: value}, …]}
 SCALE_PREFIX = "schedule.scale."
 SEED_RANGE = 2**31 - 1
-# Score names; a typo in `metric` would otherwise surface only after the first trial reports.
-SCORE_NAME = re.compile(
-    r"recon_mse(_\w+)?|hue_(corr|order|winding)|anchor_error_\w+|planarity_vibrant|norm_error"
-    r"|(trustworthiness|continuity|knn_recall|knn_accuracy)_k\d+"
-)
 STAT_SUFFIXES = tuple(f"_{s}" for s in population.STATS[1:])  # _std, _min, _max over members
 LEAF_FORMS = (
     "{uniform: [lo, hi]}, {loguniform: [lo, hi]}, {quniform: [lo, hi, q]}, {randint: [lo, hi]} "
@@ -64,8 +60,9 @@ LEAF_FORMS = (
 
 
 def is_score(name: str) -> bool:
-    """A member's score (`recon_mse_vibrant`), not a statistic over members (`recon_mse_std`)."""
-    return SCORE_NAME.fullmatch(name) is not None and not name.endswith(STAT_SUFFIXES)
+    """A member's score, as an experiment declares it (`recon_mse_vibrant`), not a statistic over
+    members (`recon_mse_std`)."""
+    return goal_of(name) is not None and not name.endswith(STAT_SUFFIXES)
 
 
 def statistic_of(name: str) -> str | None:

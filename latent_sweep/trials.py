@@ -6,9 +6,11 @@ Ray's `ExperimentAnalysis` (local paths and URIs alike) gives each trial's statu
 `wall_time_s`: Ray's training time) and the pickled error of a failed trial. Each trial's
 `evals/` part files, read from its directory in storage through pyarrow's filesystems, give each
 member's final scores (its last evaluation), `best_<score>` (its best one, in each score's
-direction) and `diverged_at`. Columns: `trial_id`, `member`, `seed`, `status`, `config.<path>`
-(the member's full config, flattened in the sweep's path syntax), final scores, `best_<score>`,
-`diverged_at`, `steps`, `wall_time_s`, `error` and `trial_dir` (relative to the sweep directory).
+direction) and `diverged_at`; the score columns are those the trial's experiment declares for
+its config (`latent_sweep.score_declarations`). Columns: `trial_id`, `member`, `seed`,
+`status`, `config.<path>` (the member's full config, flattened in the sweep's path syntax),
+final scores, `best_<score>`, `diverged_at`, `steps`, `wall_time_s`, `error` and `trial_dir`
+(relative to the sweep directory).
 The schema is explicit: no column type is left to inference.
 """
 
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from latent_sweep.history import read_table
 from latent_sweep.results import member_rows
+from latent_sweep.score_declarations import declared_for
 from latent_sweep.sweep_spec import trial_config
 
 FILE = "trials.parquet"
@@ -50,11 +53,13 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
         trial_dir = PurePosixPath(trial.path).name
         failed = last.get(FAILED)  # ended by a deterministic failure, not retried
         status = "ERROR" if failed else trial.status
+        raw = trial_config(base, trial.config)
         rows += member_rows(
             trial.trial_id,
             status,
-            trial_config(base, trial.config),
+            raw,
             read_table(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
+            declared_for(raw),
             steps=int(last.get("step", 0)),
             wall_time_s=last.get("time_total_s"),
             error=failed or (error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None),

@@ -81,8 +81,8 @@ def test_run_sweep_and_resume_sweep_return_the_trials_table(tmp_path, capsys):
         parquet = pd.read_parquet(results / "trials.parquet")
         assert parquet["hue_corr"].tolist() == trials["hue_corr"].tolist()
         shown = table_rows(results, capsys)
-        by_id = trials.sort_values(["hue_corr"], ascending=False, kind="stable").reset_index(drop=True)
-        pd.testing.assert_frame_equal(shown, by_id[shown.columns], check_dtype=False)
+        best_first = trials.sort_values("hue_corr", ascending=False, kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(shown, best_first[shown.columns], check_dtype=False)
 
         # A finished sweep resumes to the same table.
         again = ls.resume_sweep(results)

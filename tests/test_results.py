@@ -177,7 +177,7 @@ def test_sort_is_best_first(sweeps, capsys, sort, order):
         ("anchor_error_red", True),
         ("norm_error", True),
         ("planarity_vibrant", True),
-        ("loss", True),
+        ("recon_mse_desaturated", True),
         ("best_recon_mse", True),
         ("hue_corr", False),
         ("trustworthiness_k10", False),

@@ -21,6 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = "sweeps/q.yaml"
 SWEEPS = ["quick", "ex17_seeds", "ex15_seeds", "constant_vs_schedule", "labels_soft_vs_hard"]
 SUCCESS = "hue_order >= 0.999 and abs(hue_winding) == 1"
+# What the autoencoder declares for the quick sweep's config (pin on red, k = 5, 10, 15).
+QUICK_SCORES = (
+    "recon_mse, recon_mse_vibrant, recon_mse_dark, recon_mse_desaturated, hue_corr, hue_order, "
+    "hue_winding, planarity_vibrant, norm_error, anchor_error_red, trustworthiness_k5, trustworthiness_k10, "
+    "trustworthiness_k15, continuity_k5, continuity_k10, continuity_k15, knn_recall_k5, knn_recall_k10, "
+    "knn_recall_k15"
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +84,15 @@ CASES = [
     ),
     (
         dict(metric="hue_corelation"),
-        "sweeps/q.yaml: `sweep.metric` must be a score name (recon_mse, hue_corr, hue_order, hue_winding, "
-        "anchor_error_<concept>, planarity_vibrant, norm_error, trustworthiness_k<k>, …; the mean over a "
-        "trial's members), a score with `_std`, `_min` or `_max` (that statistic over the members), "
-        "`success_rate` (with `sweep.success`) or `diverged_rate`, but got `hue_corelation`",
+        f"sweeps/q.yaml: `sweep.metric` must be a score this sweep's trials report ({QUICK_SCORES}; the "
+        "mean over a trial's members), a score with `_std`, `_min` or `_max` (that statistic over the "
+        "members), `success_rate` (with `sweep.success`) or `diverged_rate`, but got `hue_corelation`",
+    ),
+    (
+        dict(metric="trustworthiness_k7"),
+        f"sweeps/q.yaml: `sweep.metric` must be a score this sweep's trials report ({QUICK_SCORES}; the "
+        "mean over a trial's members), a score with `_std`, `_min` or `_max` (that statistic over the "
+        "members), `success_rate` (with `sweep.success`) or `diverged_rate`, but got `trustworthiness_k7`",
     ),
     (
         dict(space={"schedule.keyframes[9].lr": {"uniform": [0.001, 0.01]}}),
@@ -169,16 +181,15 @@ CASES = [
     ),
     (
         dict(success="hue_ordr >= 0.999 and abs(hue_winding) == 1"),
-        "sweeps/q.yaml: `sweep.success` names `hue_ordr`, which is not a score; the expression is evaluated "
-        "on each member's final scores (recon_mse, hue_corr, hue_order, hue_winding, "
-        "anchor_error_<concept>, planarity_vibrant, norm_error, trustworthiness_k<k>, …); expected "
+        "sweeps/q.yaml: `sweep.success` names `hue_ordr`, which is not a score of this sweep's trials; the "
+        f"expression is evaluated on each member's final scores ({QUICK_SCORES}); expected "
         "comparisons of score names, joined with `and`/`or`/`not`, with numbers, arithmetic and "
         "`abs(...)`, e.g. `hue_order >= 0.999 and abs(hue_winding) == 1`",
     ),
     (
         dict(success="hue_corr_std < 0.1"),
-        "sweeps/q.yaml: `sweep.success` names `hue_corr_std`, which is not a score; the expression is "
-        "evaluated on each member's final scores",
+        "sweeps/q.yaml: `sweep.success` names `hue_corr_std`, which is not a score of this sweep's trials; "
+        "the expression is evaluated on each member's final scores",
     ),
     (
         dict(success="hue_order >= "),

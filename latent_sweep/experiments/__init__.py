@@ -17,7 +17,15 @@ from latent_sweep.errors import TrialDiverged, UserError
 from latent_sweep.experiments.loop import Members, build_members
 from latent_sweep.session import Session
 
-__all__ = ["TrialDiverged", "config_class", "preflight", "run_trial", "seed_everything", "write_config"]
+__all__ = [
+    "TrialDiverged",
+    "config_class",
+    "preflight",
+    "run_trial",
+    "score_declarations",
+    "seed_everything",
+    "write_config",
+]
 
 
 def _registry() -> dict[str, tuple[type, Any]]:
@@ -36,6 +44,11 @@ def config_class(kind: str, source: str | Path | None = None) -> type:
         head = f"{source}: " if source else ""
         raise UserError(f"{head}`experiment` must be one of {', '.join(registry)}, but got {kind!r}")
     return registry[kind][0]
+
+
+def score_declarations() -> dict[str, tuple]:
+    """Experiment name → the scores it declares (its module's `SCORES`)."""
+    return {name: module.SCORES for name, (_, module) in _registry().items()}
 
 
 def preflight(members: Members, source: str | None = None) -> None:

@@ -23,6 +23,7 @@ from latent_sweep.experiments.recording import pick_device
 from latent_sweep.models import STREAM_BATCHES, ColorAutoencoders
 from latent_sweep.neighbors import neighbor_scores_members
 from latent_sweep.objectives import Anchor, Pin, Separate, TermSet, loss_fn
+from latent_sweep.score_declarations import Score
 from latent_sweep.session import Session
 from latent_sweep.streams import MemberStreams
 from latent_sweep.timeline import Timeline
@@ -149,6 +150,35 @@ class Batches:
             self.cdf = torch.cumsum(w[0] if same else w, -1)
             self.built_for = row
         return self.cdf
+
+
+def pinned_concepts(cfg: AutoencoderConfig) -> list[str]:
+    """Color concepts a `pin` term pulls toward its point: each has an anchor error."""
+    pins = [t for t in cfg.terms if isinstance(t, Pin)]
+    labels = (label for t in pins for label in t.affinities or {})
+    return list(dict.fromkeys(x for x in labels if cfg.labels.concepts[x].kind == "color"))
+
+
+def _ks(cfg: AutoencoderConfig) -> list[int]:
+    return cfg.scores.neighbors_k
+
+
+# The scores `evaluate` returns (definitions: docs/scores.md).
+SCORES = (
+    Score("recon_mse", "min"),
+    Score("recon_mse_vibrant", "min"),
+    Score("recon_mse_dark", "min"),
+    Score("recon_mse_desaturated", "min"),
+    Score("hue_corr", "max"),
+    Score("hue_order", "max"),
+    Score("hue_winding", "max"),  # ±1 is a wheel; max ranks +1 (the default orientation) first
+    Score("planarity_vibrant", "min"),
+    Score("norm_error", "min"),
+    Score("anchor_error_{concept}", "min", each=pinned_concepts),
+    Score("trustworthiness_k{k}", "max", each=_ks),
+    Score("continuity_k{k}", "max", each=_ks),
+    Score("knn_recall_k{k}", "max", each=_ks),
+)
 
 
 class Autoencoders:

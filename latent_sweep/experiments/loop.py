@@ -23,6 +23,7 @@ from latent_sweep.experiments.base import TrialConfig
 from latent_sweep.experiments.recording import Recorder, due, history_every
 from latent_sweep.models import Stack
 from latent_sweep.optim import PopulationAdam
+from latent_sweep.score_declarations import check_returned, declared
 from latent_sweep.session import Session
 from latent_sweep.timeline import Timeline
 
@@ -156,6 +157,7 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         pop.load_state_dict(state["experiment"])
         start, elapsed = int(state["step"]), float(state["wall_time"])
         result = pd.DataFrame(state["scores"]).astype({"diverged_at": "Int64"})
+    declared_goals = declared(cfg)  # members share the config paths that name scores
     every = history_every(cfg.history_every, k, total, 2 * len(pop.terms) + 1)
     rec = Recorder(
         session.trial_dir,
@@ -195,7 +197,9 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         if not bool(alive.any()):  # one host sync per evaluation
             first = int(diverged_at.min())
             raise TrialDiverged(f"every member's loss became non-finite (the first at step {first})")
-        result = member_scores(members, pop.evaluate(), alive, diverged_at)
+        scores = pop.evaluate()
+        check_returned(cfg.experiment, declared_goals, scores)
+        result = member_scores(members, scores, alive, diverged_at)
         state = None
         if checkpoint_now:
             state = {

@@ -55,6 +55,16 @@ class ProjDataConfig(Strict):
         return self
 
 
+def labeled(cfg: ProjDataConfig) -> bool:
+    """Whether the inputs come with class labels (digits; a file with `label_column`)."""
+    return cfg.source == "digits" or (cfg.source == "file" and cfg.label_column is not None)
+
+
+def is_color(cfg: ProjDataConfig) -> bool:
+    """Whether the inputs are the very colors projected (the color cube; a trial's latents)."""
+    return cfg.source in ("color_cube", "trial")
+
+
 @dataclass(frozen=True)
 class Inputs:
     features: np.ndarray  # [n, d] float64, finite

@@ -26,12 +26,14 @@ from latent_sweep.experiments.proj_data import ProjDataConfig
 from latent_sweep.experiments.recording import pick_device
 from latent_sweep.models import STREAM_BATCHES, Projections
 from latent_sweep.neighbors import neighbor_scores_members
+from latent_sweep.score_declarations import Score
 from latent_sweep.session import Session
 from latent_sweep.streams import MemberStreams
 
 __all__ = ["ProjectionConfig", "train"]
 
 TERMS = ("attraction", "repulsion")
+HUE_SCORES = ("hue_corr", "hue_order", "hue_winding")
 # Schedule property weighting each term; a schedule without the property weighs the term by 1.
 TERM_PROPERTIES = {"attraction": "exaggeration", "repulsion": "repulsion"}
 # Floor of ‖y_i − y_j‖² in −log(1 − q) = log(1 + d²) − log d², which is unbounded as d → 0.
@@ -193,6 +195,21 @@ def load_inputs(cfg: ProjectionConfig, device: torch.device) -> tuple[proj_data.
 def preflight(members: Members) -> None:
     """What a trial would trip over before its first step: the inputs and their sizes."""
     load_inputs(members.cfg, torch.device("cpu"))
+
+
+def _ks(cfg: ProjectionConfig) -> list[int]:
+    return cfg.scores.ks
+
+
+# The scores `evaluate` returns (definitions: docs/scores.md): kNN accuracy for labeled inputs,
+# the hue wheel for inputs that are colors.
+SCORES = (
+    Score("trustworthiness_k{k}", "max", each=_ks),
+    Score("continuity_k{k}", "max", each=_ks),
+    Score("knn_recall_k{k}", "max", each=_ks),
+    Score("knn_accuracy_k{k}", "max", each=_ks, when=lambda cfg: proj_data.labeled(cfg.data)),
+    *(Score(name, "max", when=lambda cfg: proj_data.is_color(cfg.data)) for name in HUE_SCORES),
+)
 
 
 class Projectors:
