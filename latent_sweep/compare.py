@@ -33,6 +33,7 @@ import pandas as pd
 from latent_sweep.errors import UserError
 from latent_sweep.results import META_COLUMNS, Sweep, load_sweeps, lower_is_better, nunique, row_labels
 from latent_sweep.stats import bootstrap_ci, pair_groups, paired_stats
+from latent_sweep.sweep_search import mark_front
 from latent_sweep.table_formats import emit, format_cell
 
 KEY_SCORES = ("hue_corr", "hue_order", "recon_mse")
@@ -63,7 +64,7 @@ def key_scores(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
 def default_columns(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
     params = [f"config.{p}" for s in sweeps for p in s.params]
     members = ["member", "seed"] if "member" in df and (df["member"] > 0).any() else []
-    wanted = ["sweep", "trial_id", *members, "status", *params, *key_scores(df, sweeps), "steps"]
+    wanted = ["sweep", "trial_id", *members, "status", "pareto", *params, *key_scores(df, sweeps), "steps"]
     return [c for c in dict.fromkeys(wanted) if c in df.columns]
 
 
@@ -287,7 +288,7 @@ def table_command(
     if fmt == "parquet" and not out:
         raise UserError("--format parquet writes a binary file: give --out FILE, e.g. --out trials.parquet")
     df, sweeps = load_sweeps(results_dirs)
-    shown = select_trials(df, sweeps, where=where, sort=sort, top=top, columns=columns)
+    shown = select_trials(mark_front(df, sweeps), sweeps, where=where, sort=sort, top=top, columns=columns)
     emit(shown, fmt, None if out is None else str(out), title=", ".join(str(s.path) for s in sweeps))
     return 0
 

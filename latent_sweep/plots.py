@@ -35,6 +35,7 @@ from latent_sweep.compare import key_scores, sort_trials
 from latent_sweep.errors import UserError
 from latent_sweep.history import read_local
 from latent_sweep.population import member_raws
+from latent_sweep.remote import is_uri, local_dir
 from latent_sweep.results import (
     KEY_COLUMNS,
     Sweep,
@@ -243,12 +244,13 @@ def plot_command(
     out: str | Path | None = None,
 ) -> list[Path]:
     """Draw `kind` (latent, schedule, curves: of one trial; sweep, importance (for `score`): of the
-    whole sweep) into `out`, by default `<results_dir>/plots/`; the PNG files written."""
+    whole sweep) into `out`, by default `<results_dir>/plots/` (`./plots/` for a URI); the PNG files
+    written."""
     # Sweep figures live in plots_analysis, which draws with this module's helpers.
     from latent_sweep import plots_analysis
 
-    target = Path(results_dir)
-    out = Path(out) if out is not None else target / PLOTS_DIR
+    target = local_dir(results_dir)  # a URI: its local mirror, and plots go to ./plots/ by default
+    out = Path(out) if out is not None else (Path(PLOTS_DIR) if is_uri(results_dir) else target / PLOTS_DIR)
     if kind == "sweep":
         return plots_analysis.sweep_plots(target, out)
     if kind == "importance":

@@ -15,6 +15,8 @@ logged step and `wall_time_s` the span of the history's `wall_time`. Listed tria
 finished (not TERMINATED or ERROR) get scores and steps refreshed from their directories the
 same way, since those are newer than the table. Tables written before populations (no `member`
 column) read as member 0 with the config's seed.
+
+Directories may be URIs (s3://, gs://, file://): `latent_sweep.remote` mirrors them first.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from latent_sweep import population
 from latent_sweep.config import read_yaml
 from latent_sweep.errors import UserError
 from latent_sweep.history import read_local, read_table
+from latent_sweep.remote import local_dir
 from latent_sweep.score_declarations import Goal, check_returned, goal_of
 from latent_sweep.sweep_spec import statistic_of
 
@@ -52,6 +55,8 @@ class Sweep:
     params: tuple[str, ...]  # config paths, without the `config.` prefix
     metric: str | None
     mode: str | None  # "max" | "min"
+    objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) of each objective `sweep.metric` lists
+    success: str | None = None  # `sweep.success`
 
 
 # ---------------------------------------------------------------------------------------
@@ -85,7 +90,7 @@ def _of_member(table: pd.DataFrame, member: int | None) -> pd.DataFrame:
 
 
 def _trial_path(trial_dir: str | Path) -> Path:
-    path = Path(trial_dir)
+    path = local_dir(trial_dir)
     if not path.is_dir():
         raise UserError(f"trial directory `{path}` does not exist")
     return path
@@ -96,7 +101,7 @@ def load_sweeps(dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[Sweep]]:
         raise UserError("no results directory given; name at least one sweep or trial directory")
     frames, sweeps = [], []
     for d in dirs:
-        frame, sweep = _load_sweep(Path(d))
+        frame, sweep = _load_sweep(local_dir(d))
         frames.append(frame)
         sweeps.append(sweep)
     if len(frames) == 1:
@@ -282,14 +287,17 @@ def _read_sweep(path: Path, frame: pd.DataFrame) -> Sweep:
         varying = [c for c in frame.columns if c.startswith("config.") and nunique(frame[c]) > 1]
         params = tuple(c.removeprefix("config.") for c in varying)
     metric, mode = spec.get("metric"), spec.get("mode")
-    metric = metric[0] if isinstance(metric, list) and metric else metric
-    mode = mode[0] if isinstance(mode, list) and mode else mode
+    metrics, modes = (v if isinstance(v, list) else [v] for v in (metric, mode))
+    paired = len(metrics) == len(modes)
+    objectives = tuple(zip(map(str, metrics), map(str, modes), strict=True)) if paired else ()
+    metric, mode = metrics[0] if metrics else None, modes[0] if modes else None
     # The metric as a column of member rows: a statistic's score (`hue_corr_min` → hue_corr); the
     # spread of a score (`_std`) ranks members by the score's own direction; rates have no column.
     score = statistic_of(str(metric)) if metric else None
     if score is None or str(metric).endswith("_std"):
         mode = None
-    return Sweep(path, params, score, str(mode) if mode else None)
+    success = spec.get("success") if isinstance(spec.get("success"), str) else None
+    return Sweep(path, params, score, str(mode) if mode else None, objectives, success)
 
 
 def nunique(column: pd.Series) -> int:

@@ -22,15 +22,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow.fs
 import yaml
 from ray import cloudpickle, tune
 
-from latent_sweep import config, population
+from latent_sweep import config, population, trackers
 from latent_sweep import trials as trials_parquet
 from latent_sweep.errors import UserError
 from latent_sweep.lock import ResultsLock
 from latent_sweep.results import KEY_COLUMNS, META_COLUMNS
+from latent_sweep.sweep_search import front_mask
 from latent_sweep.sweep_spec import SampledSeed, SweepSpec, load_spec
 
 SWEEP_FILE = "sweep.yaml"
@@ -144,8 +146,9 @@ def _is_uri(path: str) -> bool:
 
 def _describe(spec: SweepSpec) -> str:
     b = spec.block
+    objectives = ", ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.modes, strict=True))
     return (
-        f"{spec.describe()}, search {b.search}, scheduler {b.scheduler}, {b.metric} ({b.mode}), "
+        f"{spec.describe()}, search {b.search}, scheduler {b.scheduler}, {objectives}, "
         f"{b.resources.cpu:g} cpu + {b.resources.gpu:g} gpu per trial"
     )
 
@@ -168,7 +171,7 @@ def _tuner(spec: SweepSpec, path: str, name: str):
     b = spec.block
     storage = path.rsplit("/", 1)[0]
     tune_config = tune.TuneConfig(
-        search_alg=spec.search_alg(),
+        search_alg=spec.search_alg(None if _is_uri(path) else path),
         scheduler=spec.scheduler(),
         num_samples=spec.tune_samples,
         trial_dirname_creator=trial_dirname,
@@ -179,7 +182,7 @@ def _tuner(spec: SweepSpec, path: str, name: str):
         name=name,
         storage_path=storage,
         verbose=0,
-        callbacks=[Progress(b.metric, b.mode)],
+        callbacks=[Progress(spec.metrics[0], spec.modes[0]), *trackers.callbacks(spec, path, name)],
         # Keep every checkpoint while the sweep runs; `_prune_checkpoints` keeps the last two at the
         # end. Ray deletes old checkpoints before its experiment state (which names the one to
         # restore from) reaches storage, so a kill in between would leave a dangling reference.
@@ -230,16 +233,24 @@ def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
         print("no trials ran")
         return
     df = pd.DataFrame(rows)
-    b = spec.block
     trials = df.drop_duplicates("trial_id")
     counts = trials["status"].value_counts().to_dict()
     members = f" ({len(df)} members)" if len(df) > len(trials) else ""
     print("trials: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + members)
     table = config_summaries(df, spec)
-    if b.metric in table:
-        table = table.sort_values(b.metric, ascending=b.mode == "min", na_position="last", kind="stable")
+    metric, rows = spec.metrics[0], LEADERBOARD_ROWS
+    if metric in table:
+        table = table.sort_values(metric, ascending=spec.modes[0] == "min", na_position="last", kind="stable")
+    if spec.multi_objective and set(spec.metrics) <= set(table.columns):
+        # The search's Pareto front first, whole; then the rest by the first objective.
+        on_front = front_mask(table, spec.metrics, spec.modes)
+        table.insert(2, "pareto", np.where(on_front, "★", ""))
+        table = table.iloc[np.argsort(~on_front, kind="stable")]
+        rows = max(rows, int(on_front.sum()))
+        senses = ", ".join(f"{m}:{d}" for m, d in zip(spec.metrics, spec.modes, strict=True))
+        print(f"Pareto front ({senses}): {int(on_front.sum())} of {len(table)} configs")
     shown = [c for c in table.columns if table[c].notna().any()]
-    table = table[shown].head(LEADERBOARD_ROWS)
+    table = table[shown].head(rows)
     table.columns = [c.removeprefix("config.") for c in shown]
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=60))
 
@@ -267,7 +278,7 @@ def config_summaries(df, spec: SweepSpec):
         row = {c: first[c] for c in ["trial_id", "status", *params]}
         row["seeds"] = len(group)
         stats = population.summarize(group, scores, b.success) if scores else {}
-        picked = [b.metric, "success_rate", "recon_mse", "hue_corr", "hue_order"]
+        picked = [*spec.metrics, "success_rate", "recon_mse", "hue_corr", "hue_order"]
         row.update({k: stats[k] for k in dict.fromkeys(picked) if k in stats})
         row.update({c: first[c] for c in ("steps", "error")})
         out.append(row)
@@ -344,6 +355,8 @@ class _ray:
         # "experiment state snapshotting" hint is noise for short checkpoint intervals.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # The result files and trackers are `trackers.callbacks`: TensorBoard's only when asked for.
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         logging.getLogger("ray.tune.execution.tune_controller").addFilter(_no_trial_tracebacks)
         if not ray.is_initialized():
             ray.init(

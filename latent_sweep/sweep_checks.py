@@ -33,8 +33,14 @@ SUCCESS_NODES = (
 
 def check(spec: SweepSpec) -> None:
     """Everything `run` would trip over before the first trial: a one-paragraph UserError."""
+    from latent_sweep.sweep_search import check_search
+    from latent_sweep.trackers import check_loggers
+
     _check_space(spec)
-    _check_metric(spec)
+    check_search(spec)  # objectives, sampler, warm start
+    check_loggers(spec)
+    for metric in spec.metrics:
+        _check_metric(spec, metric)
     _check_search(spec)
     _check_scheduler(spec)
     _check_pack(spec)
@@ -73,33 +79,33 @@ def _check_space(spec: SweepSpec) -> None:
                 raise field_error(src, loc, f"does not name a value in the base config: {why}") from None
 
 
-def _check_metric(spec: SweepSpec) -> None:
-    """`metric` is a score (the mean over members), a statistic over members or a rate;
+def _check_metric(spec: SweepSpec, metric: str) -> None:
+    """A metric is a score (the mean over members), a statistic over members or a rate;
     `success` is an expression over score names that pandas can evaluate."""
     b, src = spec.block, spec.source
     # The scores the base config's experiment declares for it (docs/scores.md).
     scores = declared(spec.cfg)
     listed = ", ".join(scores)
-    if statistic_of(b.metric) not in scores and b.metric not in RATES:
+    if statistic_of(metric) not in scores and metric not in RATES:
         raise field_error(
             src,
             "sweep.metric",
             f"must be a score this sweep's trials report ({listed}; the mean over a trial's members), "
             f"a score with `_std`, `_min` or `_max` (that statistic over the members), `success_rate` "
-            f"(with `sweep.success`) or `diverged_rate`, but got `{b.metric}`",
+            f"(with `sweep.success`) or `diverged_rate`, but got `{metric}`",
         )
-    score = statistic_of(b.metric)
-    if score != b.metric and score is not None and len(population.overrides(spec.base)) * b.pack == 1:
-        became = "0" if b.metric.endswith("_std") else f"`{score}` itself"
+    score = statistic_of(metric)
+    if score != metric and score is not None and len(population.overrides(spec.base)) * b.pack == 1:
+        became = "0" if metric.endswith("_std") else f"`{score}` itself"
         raise field_error(
             src,
             "sweep.metric",
-            f"is `{b.metric}`, a statistic over a trial's members, but every trial of this sweep trains one "
+            f"is `{metric}`, a statistic over a trial's members, but every trial of this sweep trains one "
             f"member, so it would be {became}; set `sweep.seeds: N` (with `population: seeds`, the default) "
             f"to train N seeds in each trial, or use `{score}`",
         )
     if b.success is None:
-        if b.metric == "success_rate":
+        if metric == "success_rate":
             raise field_error(
                 src,
                 "sweep.metric",

@@ -102,11 +102,14 @@ class SweepBlock(Strict):
     population: Literal["seeds", "none"] = Field("seeds", description="seeds: a config's seeds in one trial")
     pack: int = Field(1, ge=1, description="sampled configs per trial (random/grid search, fifo)")
     success: str | None = Field(None, description="an expression over a member's scores")
-    metric: str
-    mode: Literal["max", "min"]
+    metric: str | list[str] = Field(description="a score to optimize, or a list (an Optuna Pareto search)")
+    mode: str | list[str] = Field(description="max or min, or a list of them, one per metric")
     search: Literal["random", "grid", "optuna"] = "random"
     search_seed: int = 0
-    startup_trials: int | None = Field(None, ge=1, description="Optuna TPE's random start-up trials")
+    startup_trials: int | None = Field(None, ge=1, description="TPE's random start, NSGA-II's generation")
+    sampler: Literal["tpe", "nsga2"] | None = Field(None, description="Optuna's sampler (default tpe)")
+    warm_start: str | None = Field(None, description="an earlier sweep's results directory seeds Optuna")
+    loggers: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)
     scheduler: Literal["fifo", "asha", "pbt"] = "fifo"
     asha: Asha | None = None
     pbt: Pbt | None = None
@@ -125,6 +128,14 @@ class SweepBlock(Strict):
         ok = value is None or value == {"sample": True} or (type(value) is int and value >= 1)
         if not ok:
             raise ValueError("must be a number of seeds ≥ 1 (repeat over seeds 0…N-1) or {sample: true}")
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        for mode in value if isinstance(value, list) else [value]:
+            if mode not in ("max", "min"):
+                raise ValueError("input should be 'max' or 'min'")
         return value
 
 
@@ -170,6 +181,21 @@ class SweepSpec:
     cfg: Any  # the base's first member, validated (its experiment's typed config, defaults filled in)
     space: dict[str, Leaf]
     source: str
+
+    @property
+    def metrics(self) -> list[str]:
+        """The objectives: `metric`, as a list (one entry unless the search is multi-objective)."""
+        m = self.block.metric
+        return list(m) if isinstance(m, list) else [m]
+
+    @property
+    def modes(self) -> list[str]:
+        m = self.block.mode
+        return list(m) if isinstance(m, list) else [m]
+
+    @property
+    def multi_objective(self) -> bool:
+        return isinstance(self.block.metric, list)
 
     @property
     def seed_repeats(self) -> int:
@@ -239,27 +265,12 @@ class SweepSpec:
         configs, size = self.sampled_configs(), self.block.pack
         return [configs[i : i + size] for i in range(0, len(configs), size)]
 
-    def search_alg(self):
-        """The search algorithm, with the concurrency limit applied (Tune ignores
-        `max_concurrent_trials` for a BasicVariantGenerator, so it is set here for both kinds)."""
-        from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater
+    def search_alg(self, results_dir: str | None = None):
+        """The search algorithm (`latent_sweep.sweep_search`); an Optuna study is kept in
+        `results_dir` when given (a local directory)."""
+        from latent_sweep.sweep_search import search_alg
 
-        b = self.block
-        if b.search != "optuna":
-            # Random values stay fixed across grid variants, so a config repeats over seeds as is.
-            return BasicVariantGenerator(
-                constant_grid_search=True, random_state=b.search_seed, max_concurrent=b.max_concurrent or 0
-            )
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial otherwise
-        startup = {} if b.startup_trials is None else {"n_startup_trials": b.startup_trials}
-        sampler = optuna.samplers.TPESampler(seed=b.search_seed, **startup)
-        searcher = OptunaSearch(sampler=sampler, metric=b.metric, mode=b.mode)
-        if self.uses_repeater:
-            searcher = Repeater(searcher, repeat=self.seed_repeats, set_index=True)
-        return ConcurrencyLimiter(searcher, b.max_concurrent) if b.max_concurrent else searcher
+        return search_alg(self, results_dir)
 
     def scheduler(self):
         from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining

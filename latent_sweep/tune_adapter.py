@@ -20,6 +20,8 @@ from typing import Any
 import ray
 import torch
 from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.tune.search.optuna import OptunaSearch
 
 from latent_sweep.session import load_state, save_state
 from latent_sweep.sweep_spec import trial_config
@@ -60,8 +62,8 @@ def train_trial(
     base: dict,
     results_dir: str | None,
     source: str,
-    metric: str,
-    mode: str,
+    metric: str | list[str],
+    mode: str | list[str],
     success: str | None = None,
 ) -> None:
     """One Tune trial: build its config (with its population's `members`), fit torch to its
@@ -71,7 +73,7 @@ def train_trial(
     Tune retries a trial that raises (from its last checkpoint, up to `max_failures` times):
     right for a lost worker or node, wasted on a deterministic failure. So a trial that
     diverged or met a configuration error ends instead, reporting the reason (`FAILED`) and the
-    worst value of `metric`; `trials.parquet` lists it as ERROR with that reason.
+    worst value of `metric` (of each, when it is a list); `trials.parquet` lists it as ERROR with that reason.
 
     `results_dir` is the sweep's local results directory, or None when storage is a URI.
     """
@@ -91,8 +93,9 @@ def train_trial(
     try:
         run_trial(raw, session, source=source, success=success)
     except (TrialDiverged, UserError) as err:
-        worst = -math.inf if mode == "max" else math.inf
-        tune.report({"step": session.step, metric: worst, FAILED: f"{type(err).__name__}: {err}"})
+        metrics, modes = (metric, mode) if isinstance(metric, list) else ([metric], [mode])
+        worst = {m: -math.inf if d == "max" else math.inf for m, d in zip(metrics, modes, strict=True)}
+        tune.report({"step": session.step, **worst, FAILED: f"{type(err).__name__}: {err}"})
 
 
 def trainable(
@@ -100,8 +103,8 @@ def trainable(
     results_dir: str | None,
     source: str,
     resources: dict,
-    metric: str,
-    mode: str,
+    metric: str | list[str],
+    mode: str | list[str],
     success: str | None,
 ):
     """The Tune trainable for a sweep: `train_trial` with its fixed arguments and resources."""
@@ -115,3 +118,43 @@ def trainable(
         success=success,
     )
     return tune.with_resources(fn, resources)
+
+
+class StudySearch(OptunaSearch):
+    """Ray's OptunaSearch, warm-started with completed trials of one or several objectives
+    (`warm`: Optuna params and metric values per config, see `sweep_search.warm_start`).
+
+    Ray's own `evaluated_rewards` take one value per point, and Tune sets the study up again
+    when a sweep is resumed, which would add the points to a stored study a second time; so
+    the points go in here, once, into a study that has no trials yet."""
+
+    def __init__(self, *args: Any, warm: list[tuple[dict, list[float]]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._warm = warm
+
+    def _setup_study(self, mode: str | list[str]) -> None:
+        import optuna
+
+        super()._setup_study(mode)
+        if not self._warm or self._ot_study.trials:
+            return
+        for params, values in self._warm:
+            trial = optuna.trial.create_trial(
+                params=params,
+                distributions={name: self._space[name] for name in params},
+                values=values,
+                state=optuna.trial.TrialState.COMPLETE,
+            )
+            self._ot_study.add_trial(trial)
+
+
+class LatentMLflowCallback(MLflowLoggerCallback):
+    """Ray's MLflow callback, adding the trial's final latent plot (member 0) to its run."""
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        from latent_sweep.trackers import latent_plot
+
+        with tempfile.TemporaryDirectory(prefix="latent-sweep-mlflow-") as plot_dir:
+            if not failed and latent_plot(Path(trial.path), Path(plot_dir)):
+                self.mlflow_util.save_artifacts(run_id=self._trial_runs[trial], dir=plot_dir)
+        super().log_trial_end(trial, failed)
