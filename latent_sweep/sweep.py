@@ -69,6 +69,9 @@ def run(
     path = experiment_path(storage or spec.block.storage or "results", name)
     effective = copy.deepcopy(raw)
     effective["sweep"]["name"] = name
+    warm = spec.block.warm_start
+    if warm and not _is_uri(warm):  # `resume` may run elsewhere: name the earlier sweep absolutely
+        effective["sweep"]["warm_start"] = str(Path(warm).resolve())
     if num_samples is not None:
         effective["sweep"]["num_samples"] = num_samples
         spec = load_spec(effective, source)

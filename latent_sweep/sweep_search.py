@@ -1,4 +1,4 @@
-"""The search of a sweep: Ray's BasicVariantGenerator, or Optuna with one objective or several
+"""The search and scheduler of a sweep: Ray's BasicVariantGenerator, or Optuna with one objective or several
 (a Pareto search), its study kept in the results directory and optionally warm-started from an
 earlier sweep; and the Pareto front of a multi-objective sweep's configs.
 
@@ -25,7 +25,7 @@ import pandas as pd
 
 from latent_sweep import population
 from latent_sweep.errors import UserError
-from latent_sweep.sweep_spec import SampledSeed, field_error, is_score
+from latent_sweep.sweep_spec import PARAMS, SCALE_PREFIX, Asha, Pbt, SampledSeed, field_error, is_score
 
 if TYPE_CHECKING:
     from latent_sweep.results import Sweep
@@ -76,6 +76,15 @@ def check_search(spec: SweepSpec) -> None:
                 f"is `{b.scheduler}`, which {does}, but `sweep.metric` {objectives}: a Pareto search has no "
                 "single ranking (a trial behind on one objective may be on the front by another); use "
                 "`scheduler: fifo`, or a single metric",
+            )
+        if spec.uses_repeater:
+            raise field_error(
+                src,
+                "sweep.population",
+                f"is `none` with {spec.seed_repeats} seeds, so each seed of a config is its own trial "
+                f"and Ray averages their metric over the seeds, one metric only, but `sweep.metric` "
+                f"{objectives}; use `population: seeds` (the default: one trial trains all seeds of a "
+                "config)",
             )
         if b.pack > 1:
             raise field_error(
@@ -138,6 +147,37 @@ def search_alg(spec: SweepSpec, results_dir: str | None = None):
     if spec.uses_repeater:
         searcher = Repeater(searcher, repeat=spec.seed_repeats, set_index=True)
     return ConcurrencyLimiter(searcher, b.max_concurrent) if b.max_concurrent else searcher
+
+
+def scheduler(spec: SweepSpec):
+    """ASHA, PBT (mutating the space's `schedule.scale.*` leaves) or FIFO."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+
+    b = spec.block
+    if b.scheduler == "asha":
+        asha = b.asha or Asha()
+        # max_t only bounds the rungs; trials end at their own schedule's length.
+        return ASHAScheduler(
+            time_attr="step",
+            metric=b.metric,
+            mode=b.mode,
+            max_t=10**9,
+            grace_period=asha.grace_period or spec.cfg.eval_every,
+            reduction_factor=asha.reduction_factor,
+        )
+    if b.scheduler == "pbt":
+        pbt = b.pbt or Pbt()
+        mutations = {p: leaf.domain() for p, leaf in spec.space.items() if p.startswith(SCALE_PREFIX)}
+        return PopulationBasedTraining(
+            time_attr="step",
+            metric=b.metric,
+            mode=b.mode,
+            perturbation_interval=spec.pbt_interval,
+            quantile_fraction=pbt.quantile_fraction,
+            resample_probability=pbt.resample_probability,
+            hyperparam_mutations={PARAMS: mutations},
+        )
+    return FIFOScheduler()
 
 
 # ---------------------------------------------------------------------------------------

@@ -273,33 +273,10 @@ class SweepSpec:
         return search_alg(self, results_dir)
 
     def scheduler(self):
-        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+        """The trial scheduler (`latent_sweep.sweep_search`)."""
+        from latent_sweep.sweep_search import scheduler
 
-        b = self.block
-        if b.scheduler == "asha":
-            asha = b.asha or Asha()
-            # max_t only bounds the rungs; trials end at their own schedule's length.
-            return ASHAScheduler(
-                time_attr="step",
-                metric=b.metric,
-                mode=b.mode,
-                max_t=10**9,
-                grace_period=asha.grace_period or self.cfg.eval_every,
-                reduction_factor=asha.reduction_factor,
-            )
-        if b.scheduler == "pbt":
-            pbt = b.pbt or Pbt()
-            mutations = {p: leaf.domain() for p, leaf in self.space.items() if p.startswith(SCALE_PREFIX)}
-            return PopulationBasedTraining(
-                time_attr="step",
-                metric=b.metric,
-                mode=b.mode,
-                perturbation_interval=self.pbt_interval,
-                quantile_fraction=pbt.quantile_fraction,
-                resample_probability=pbt.resample_probability,
-                hyperparam_mutations={PARAMS: mutations},
-            )
-        return FIFOScheduler()
+        return scheduler(self)
 
     @property
     def pbt_interval(self) -> int:

@@ -1,18 +1,29 @@
 """Results read from URIs: `table`, `compare`, `plot` and the `load_*` functions over file://
 URIs give what they give over the local paths (the URI mirrored through pyarrow.fs, refreshed
-when storage changes, checkpoints left out)."""
+when storage changes, checkpoints left out); a sweep run into a local S3-compatible server
+(moto) reads back with `table` and `plot`."""
 
 from __future__ import annotations
 
+import io
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
+import pyarrow.fs
+import pyarrow.parquet as pq
 import pytest
 from fixtures_results import make_results
+from test_sweep_run import DEADLINE_S, tiny_sweep
 
 from latent_sweep.cli import main
 from latent_sweep.history import read_table
 from latent_sweep.remote import CACHE_ENV, local_dir
 from latent_sweep.results import load_evals, load_trials
+
+SCALE = {"schedule.scale.reg-polar": {"uniform": [0.5, 2.0]}}
 
 
 @pytest.fixture
@@ -75,3 +86,58 @@ def test_a_missing_uri_is_a_user_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     missing = (tmp_path / "nothing").as_uri()
     assert run(capsys, "table", missing) == (2, "", f"error: results directory `{missing}` does not exist\n")
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A local S3-compatible server (moto's), with a bucket `results`; its endpoint and test
+    credentials in the environment of this process and of the processes it starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)], stderr=subprocess.PIPE, text=True
+    )
+    for line in server.stderr:  # blocks until the server listens
+        if "Running on" in line:
+            break
+    endpoint = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    pyarrow.fs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True).create_dir("results")
+    yield endpoint
+    server.terminate()
+    server.wait()
+
+
+@pytest.mark.slow
+def test_a_sweep_run_into_s3_reads_back_with_table_and_plot(s3, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    path = tiny_sweep(tmp_path, "s3sweep", 200, num_samples=2, space=SCALE)
+    storage, uri = "s3://results/sweeps", "s3://results/sweeps/s3sweep"
+    done = subprocess.run(
+        [sys.executable, "-m", "latent_sweep", "run", str(path), "--storage", storage],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+    assert done.returncode == 0, done.stderr
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    with fs.open_input_file(f"{root}/trials.parquet") as f:
+        stored = pq.read_table(f).to_pandas()
+    assert len(stored) == 2 and set(stored["status"]) == {"TERMINATED"}
+
+    code, out, err = run(capsys, "table", uri, "--format", "csv", "--columns", "trial_id,hue_corr,steps")
+    assert (code, err) == (0, "")
+    shown = pd.read_csv(io.StringIO(out)).sort_values("trial_id").reset_index(drop=True)
+    expected = stored[["trial_id", "hue_corr", "steps"]].sort_values("trial_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(shown, expected, check_exact=False, rtol=1e-12)
+    best = stored.loc[stored["hue_corr"].idxmax(), "trial_id"]
+    code, out, err = run(capsys, "plot", uri, "--kind", "latent", "--out", tmp_path / "plots")
+    assert (code, err, out) == (0, "", f"{tmp_path / 'plots' / f'{best}-latent.png'}\n")

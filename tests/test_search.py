@@ -85,6 +85,13 @@ CASES = [
         "configs ahead to pack them into one trial; use `pack: 1`",
     ),
     (
+        dict(**PARETO, population="none", seeds=3),
+        "sweeps/q.yaml: `sweep.population` is `none` with 3 seeds, so each seed of a config is its own "
+        "trial and Ray averages their metric over the seeds, one metric only, but `sweep.metric` lists 2 "
+        "objectives (hue_corr, anchor_error_red); use `population: seeds` (the default: one trial trains "
+        "all seeds of a config)",
+    ),
+    (
         dict(**PARETO, search="random"),
         "sweeps/q.yaml: `sweep.metric` lists 2 objectives (hue_corr, anchor_error_red), a Pareto search, "
         "which only `search: optuna` runs (sampler tpe or nsga2); `random` search samples configs without "
