@@ -73,7 +73,7 @@ def callbacks(spec: SweepSpec, path: str, name: str) -> list:
         else:
             from ray.air.integrations.wandb import WandbLoggerCallback
 
-            out.append(WandbLoggerCallback(project=name, log_config=True))
+            out.append(WandbLoggerCallback(project=name))
     return out
 
 
