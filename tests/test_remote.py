@@ -1,4 +1,4 @@
-"""Results read from URIs: `table`, `compare`, `plot` and the `load_*` functions over file://
+"""Results read from URIs: `table`, `compare`, `importance`, `plot` and the `load_*` functions over file://
 URIs give what they give over the local paths (the URI mirrored through pyarrow.fs, refreshed
 when storage changes, checkpoints left out); a sweep run into a local S3-compatible server
 (moto) reads back with `table` and `plot`."""
@@ -43,9 +43,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str
     [
         ["table", "{alpha}", "{beta}", "--format", "csv"],
         ["compare", "{alpha}", "--by", "labels.mode", "--pareto", "hue_corr:max,recon_mse:min"],
+        ["importance", "{alpha}", "--score", "hue_corr", "--format", "csv"],
     ],
 )
-def test_table_and_compare_read_file_uris_as_local_paths(sweeps, capsys, argv):
+def test_table_compare_and_importance_read_file_uris_as_local_paths(sweeps, capsys, argv):
     alpha, beta = sweeps
     local = run(capsys, *(a.format(alpha=alpha, beta=beta) for a in argv))
     uris = run(capsys, *(a.format(alpha=alpha.as_uri(), beta=beta.as_uri()) for a in argv))
@@ -53,8 +54,10 @@ def test_table_and_compare_read_file_uris_as_local_paths(sweeps, capsys, argv):
     assert uris == local
 
 
-def test_plot_reads_a_file_uri(sweeps, capsys, tmp_path):
+def test_plot_reads_a_file_uri(sweeps, capsys, tmp_path, monkeypatch):
     alpha, _ = sweeps
+    monkeypatch.chdir(tmp_path)  # a URI's plots go to ./plots/ by default, not into the mirror
+    assert run(capsys, "plot", alpha.as_uri()) == (0, f"{Path('plots') / 'a2-latent.png'}\n", "")
     for kind in ("latent", "curves"):
         assert run(capsys, "plot", alpha, "--kind", kind, "--out", tmp_path / "local")[0] == 0
         code, out, err = run(capsys, "plot", alpha.as_uri(), "--kind", kind, "--out", tmp_path / "uri")
