@@ -99,10 +99,13 @@ CASES = [
     ),
     (
         dict(metric=["hue_corr", "hue_corr_sd"], mode=["max", "min"]),
-        "sweeps/q.yaml: `sweep.metric` must be a score name (recon_mse, hue_corr, hue_order, hue_winding, "
-        "anchor_error_<concept>, planarity_vibrant, norm_error, trustworthiness_k<k>, …; the mean over a "
-        "trial's members), a score with `_std`, `_min` or `_max` (that statistic over the members), "
-        "`success_rate` (with `sweep.success`) or `diverged_rate`, but got `hue_corr_sd`",
+        "sweeps/q.yaml: `sweep.metric` must be a score this sweep's trials report (recon_mse, "
+        "recon_mse_vibrant, recon_mse_dark, recon_mse_desaturated, hue_corr, hue_order, hue_winding, "
+        "planarity_vibrant, norm_error, anchor_error_red, trustworthiness_k5, trustworthiness_k10, "
+        "trustworthiness_k15, continuity_k5, continuity_k10, continuity_k15, knn_recall_k5, knn_recall_k10, "
+        "knn_recall_k15; the mean over a trial's members), a score with `_std`, `_min` or `_max` (that "
+        "statistic over the members), `success_rate` (with `sweep.success`) or `diverged_rate`, but got "
+        "`hue_corr_sd`",
     ),
     (dict(mode=["max", "maximize"]), "sweeps/q.yaml: `sweep.mode` input should be 'max' or 'min', but got "
      "['max', 'maximize']"),
