@@ -69,7 +69,7 @@ def test_run_sweep_and_resume_sweep_return_the_trials_table(tmp_path, capsys):
         "search_seed": 3,
         "space": {"schedule.scale.reg-separate": {"uniform": [0.5, 2.0]}},
     }
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         trials = ls.run_sweep(raw, storage=str(tmp_path), num_samples=2, overrides={"sweep.seeds": 2})
         results = tmp_path / "api"

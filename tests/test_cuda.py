@@ -72,7 +72,7 @@ def test_a_sweep_trial_with_a_gpu_share_runs_on_cuda(tmp_path):
     raw["sweep"].update(seeds=8, resources={"cpu": 1, "gpu": 1})
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
     try:
         assert cli.main(["run", str(path), "--storage", str(tmp_path / "res")]) == 0
     finally:

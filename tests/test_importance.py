@@ -199,7 +199,7 @@ def test_importance_of_a_real_packed_sweep(tmp_path, capsys):
     }
     path = tmp_path / "imp.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         assert main(["run", str(path), "--storage", str(tmp_path / "res")]) == 0
     finally:
