@@ -9,7 +9,6 @@ the rows an uninterrupted run would have — no duplicates, no gaps.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.fs
 import pyarrow.parquet as pq
 
+from latent_sweep import atomic
 from latent_sweep.errors import UserError
 
 PART_PREFIX = "part-"
@@ -41,12 +41,8 @@ def list_parts(directory: str | Path) -> list[Path]:
 
 def write_part(directory: str | Path, first_step: int, table: pa.Table) -> Path:
     """Write one part atomically; an existing part for the same first step is replaced."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / part_name(first_step)
-    tmp = directory / f".{final.name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
+    final = Path(directory) / part_name(first_step)
+    atomic.write_whole(final, lambda tmp: pq.write_table(table, tmp))
     return final
 
 

@@ -46,7 +46,7 @@ from latent_sweep.results import (
     read_trial_config,
 )
 from latent_sweep.schedule import Dopesheet
-from latent_sweep.table_formats import write_whole
+from latent_sweep.table_formats import write_output
 from latent_sweep.timeline import Timeline
 
 # The notebooks' look: points in their own colors over a dark unit disc on a dark ground.
@@ -56,7 +56,7 @@ _SNAPSHOT = re.compile(r"step-(\d+)\.parquet")
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    write_whole(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, facecolor=fig.get_facecolor()))
+    write_output(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, facecolor=fig.get_facecolor()))
     return path
 
 

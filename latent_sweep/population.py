@@ -29,7 +29,11 @@ from latent_sweep.errors import UserError
 
 MEMBERS = "members"
 # Paths members of every experiment may differ in (flattened config syntax, see `results.flatten`).
-SHARED_VECTORIZABLE = (r"seed", r"schedule\.keyframes\[\d+\]\.[^.\[\]]+", r"schedule\.scale\.[^.\[\]]+")
+SHARED_VECTORIZABLE = (
+    r"seed",
+    r"schedule\.keyframes\[(\d+|\d*@[^\[\]]+)\]\.[^.\[\]]+",  # by index or by STEP
+    r"schedule\.scale\.[^.\[\]]+",
+)
 # Each experiment's own: scalar term parameters that its batched loss takes per member.
 EXPERIMENT_VECTORIZABLE = {"autoencoder": (r"terms\[\d+\]\.power",), "projection": ()}
 STATS = ("mean", "std", "min", "max")
@@ -56,8 +60,7 @@ def member_raws(trial_raw: dict, source: str | None = None) -> list[dict]:
         if not isinstance(member, dict):
             raise UserError(f"{source or 'config'}: `members[{i}]` must map config paths to values")
         raw = copy.deepcopy(base)
-        for path, value in member.items():
-            config.set_path(raw, str(path), value)
+        config.set_paths(raw, member)
         out.append(raw)
     return out
 

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from latent_sweep import population
-from latent_sweep.config import read_yaml
+from latent_sweep.config import read_yaml, resolve_path
 from latent_sweep.errors import UserError
 from latent_sweep.history import read_local, read_table
 from latent_sweep.remote import local_dir
@@ -282,7 +282,7 @@ def _read_sweep(path: Path, frame: pd.DataFrame) -> Sweep:
         spec = doc.get("sweep") if isinstance(doc.get("sweep"), dict) else {}
     space = spec.get("space")
     if isinstance(space, dict) and space:
-        params = tuple(str(k) for k in space)
+        params = tuple(_column(doc, str(k)) for k in space)
     else:
         varying = [c for c in frame.columns if c.startswith("config.") and nunique(frame[c]) > 1]
         params = tuple(c.removeprefix("config.") for c in varying)
@@ -298,6 +298,14 @@ def _read_sweep(path: Path, frame: pd.DataFrame) -> Sweep:
         mode = None
     success = spec.get("success") if isinstance(spec.get("success"), str) else None
     return Sweep(path, params, score, str(mode) if mode else None, objectives, success)
+
+
+def _column(doc: dict, path: str) -> str:
+    """A space path as its `config.` column: a keyframe addressed by STEP by its index."""
+    try:
+        return resolve_path(doc, path)
+    except UserError:
+        return path  # a sweep.yaml edited since: no such column, as for any unknown path
 
 
 def nunique(column: pd.Series) -> int:

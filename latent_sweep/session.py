@@ -8,12 +8,13 @@ the Ray adapter (`latent_sweep.tune_adapter`) implements the same protocol with 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+from latent_sweep import atomic
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -29,11 +30,8 @@ class Session(Protocol):
 
 
 def save_state(state: dict[str, Any], directory: Path) -> None:
-    """Write a checkpoint dict into `directory` atomically (temp file, then rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{CHECKPOINT_FILE}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, directory / CHECKPOINT_FILE)
+    """Write a checkpoint dict into `directory`, whole."""
+    atomic.write_whole(directory / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
 
 
 def load_state(directory: Path) -> dict[str, Any]:
@@ -70,11 +68,7 @@ class LocalSession:
         final = None
         if checkpoint is not None:
             final = self._dir / f"checkpoint_{int(checkpoint['step']):09d}"
-            tmp = self._dir / f".tmp_{final.name}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            save_state(checkpoint, tmp)
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
+            atomic.write_whole(final, lambda tmp: save_state(checkpoint, tmp))
             for old in self._existing()[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         if self.on_report is not None:

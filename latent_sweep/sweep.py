@@ -27,7 +27,7 @@ import pyarrow.fs
 import yaml
 from ray import cloudpickle, tune
 
-from latent_sweep import config, population, trackers
+from latent_sweep import atomic, config, population, recovery, trackers
 from latent_sweep import trials as trials_parquet
 from latent_sweep.errors import UserError
 from latent_sweep.lock import ResultsLock
@@ -97,18 +97,21 @@ def resume(results_dir: str | Path, *, restart_errored: bool = False, address: s
             f"{path}: no {SWEEP_FILE} here; expected the results directory of a `latent-sweep run`"
         )
     spec = load_spec(yaml.safe_load(_read_text(f"{path}/{SWEEP_FILE}")), f"{path}/{SWEEP_FILE}")
-    with ResultsLock(path), _ray(address):
-        if not tune.Tuner.can_restore(path):
-            raise UserError(f"{path}: Ray left no experiment state to restore (was the sweep started?)")
-        tuner = tune.Tuner.restore(
-            path,
-            trainable=_trainable(spec, path),
-            resume_unfinished=True,
-            restart_errored=restart_errored,
-        )
-        print(f"resuming {path}")
-        tuner.fit()
-        return Outcome(path, _finish(spec, path))
+    with ResultsLock(path):
+        if not _is_uri(path):  # damaged files: named, rebuilt where they can be (docs/reliability.md)
+            recovery.prepare_resume(Path(path), spec.block.resources.cpu, spec.block.success)
+        with _ray(address):
+            if not tune.Tuner.can_restore(path):
+                raise UserError(f"{path}: Ray left no experiment state to restore (was the sweep started?)")
+            tuner = tune.Tuner.restore(
+                path,
+                trainable=_trainable(spec, path),
+                resume_unfinished=True,
+                restart_errored=restart_errored,
+            )
+            print(f"resuming {path}")
+            tuner.fit()
+            return Outcome(path, _finish(spec, path))
 
 
 def _set_aside_replaced(path: str, rows: list[dict]) -> None:
@@ -265,7 +268,7 @@ def config_summaries(df, spec: SweepSpec):
     import pandas as pd
 
     b = spec.block
-    params = [f"config.{p}" for p in spec.space]
+    params = [f"config.{config.resolve_path(spec.base, p)}" for p in spec.space]
     if isinstance(b.seeds, SampledSeed) or not spec.seed_population:
         params.append("config.seed")  # one seed per config: show it
     params = [c for c in dict.fromkeys(params) if c in df]
@@ -397,8 +400,9 @@ def _read_text(path: str) -> str:
 def _write_text(path: str, text: str) -> None:
     """Write whole: a temporary name, then a move."""
     fs, p = _fs(path)
-    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
-    tmp = p.rsplit("/", 1)[0] + "/." + p.rsplit("/", 1)[1] + ".tmp"
-    with fs.open_output_stream(tmp) as f:
-        f.write(text.encode())
-    fs.move(tmp, p)
+
+    def write(tmp: str) -> None:
+        with fs.open_output_stream(tmp) as f:
+            f.write(text.encode())
+
+    atomic.write_whole(p, write, fs)

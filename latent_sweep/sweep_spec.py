@@ -308,8 +308,7 @@ def _plain(value: Any) -> Any:
 def trial_config(base: dict, tune_config: dict) -> dict:
     """A Tune trial's config → the full trial config it runs (what its `config.yaml` holds)."""
     raw = copy.deepcopy(base)
-    for path, value in tune_config.get(PARAMS, {}).items():
-        config.set_path(raw, path, _plain(value))
+    config.set_paths(raw, {path: _plain(value) for path, value in tune_config.get(PARAMS, {}).items()})
     if TRIAL_INDEX in tune_config:
         raw["seed"] = int(tune_config[TRIAL_INDEX])
     if PACK in tune_config:

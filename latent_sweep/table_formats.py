@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from latent_sweep import atomic
 from latent_sweep.errors import UserError
 
 
@@ -54,7 +54,7 @@ def emit(df: pd.DataFrame, fmt: str, out: str | None, title: str, note: str = ""
     """Print, or write to `out`, as a table, csv, markdown or parquet; `note` follows (not in csv)."""
     if fmt == "parquet":
         assert out is not None  # the commands require --out first
-        write_whole(Path(out), lambda tmp: pq.write_table(arrow_table(df), tmp))
+        write_output(Path(out), lambda tmp: pq.write_table(arrow_table(df), tmp))
         print(f"wrote {out}")
         return
     text = ""
@@ -72,23 +72,20 @@ def emit(df: pd.DataFrame, fmt: str, out: str | None, title: str, note: str = ""
     if note and fmt != "csv":  # csv stays machine-readable
         text += f"{note}\n"
     if out:
-        write_whole(Path(out), lambda tmp: tmp.write_text(text))
+        write_output(Path(out), lambda tmp: tmp.write_text(text))
         print(f"wrote {out}")
     else:
         sys.stdout.write(text)
 
 
-def write_whole(path: Path, write: Callable[[Path], object]) -> None:
-    """Files appear whole: write a temporary beside the target, then rename it into place."""
+def write_output(path: Path, write: Callable[[Path], object]) -> None:
+    """A user-named output file (`--out`), written whole; a path that cannot be one is a UserError."""
     if path.is_dir():
         raise UserError(f"cannot write `{path}`: it is a directory; give a file name")
     if any(p.exists() and not p.is_dir() for p in path.parents):
         raise UserError(f"cannot write `{path}`: a file stands where its directory would go")
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, path)
+        atomic.write_whole(path, write)
     except PermissionError as err:
         raise UserError(f"cannot write `{path}`: {err.strerror}") from None
 

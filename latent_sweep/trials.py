@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.fs
 import pyarrow.parquet as pq
 
+from latent_sweep import atomic
 from latent_sweep.history import read_table
 from latent_sweep.results import member_rows
 from latent_sweep.score_declarations import declared_for
@@ -113,7 +114,5 @@ def _config_type(values: list[Any]) -> pa.DataType:
 def write(experiment_path: str, table: pa.Table) -> str:
     """Write `trials.parquet` whole (temp name, then move) on the experiment's filesystem."""
     fs, root = pyarrow.fs.FileSystem.from_uri(experiment_path)
-    final, tmp = f"{root}/{FILE}", f"{root}/.{FILE}.tmp"
-    pq.write_table(table, tmp, filesystem=fs)
-    fs.move(tmp, final)
+    atomic.write_whole(f"{root}/{FILE}", lambda tmp: pq.write_table(table, tmp, filesystem=fs), fs)
     return f"{experiment_path.rstrip('/')}/{FILE}"

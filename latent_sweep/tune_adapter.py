@@ -23,7 +23,8 @@ from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.search.optuna import OptunaSearch
 
-from latent_sweep.session import load_state, save_state
+from latent_sweep import recovery
+from latent_sweep.session import save_state
 from latent_sweep.sweep_spec import trial_config
 from latent_sweep.trials import FAILED
 
@@ -31,8 +32,9 @@ from latent_sweep.trials import FAILED
 class RaySession:
     """The session protocol on Tune: checkpoints become `tune.Checkpoint`s, metrics `tune.report`."""
 
-    def __init__(self, trial_dir: Path) -> None:
+    def __init__(self, trial_dir: Path, local: bool = True) -> None:
         self.trial_dir = trial_dir
+        self.local = local  # trial_dir is in the sweep's storage (not a scratch directory)
         self.step = 0  # the last step reported
 
     def restore(self) -> dict[str, Any] | None:
@@ -40,7 +42,8 @@ class RaySession:
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as directory:
-            return load_state(Path(directory))
+            # A damaged checkpoint or history part (a power cut, a full disk): an earlier whole one.
+            return recovery.restore_state(Path(directory), self.trial_dir if self.local else None)
 
     def report(self, metrics: dict[str, float], checkpoint: dict[str, Any] | None = None) -> None:
         # `done` is Ray's own key: reporting done=True makes Tune stop the trial at once, which
@@ -89,7 +92,7 @@ def train_trial(
         raw["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
     working_dir = Path(context.get_trial_dir())
     trial_dir = Path(results_dir, working_dir.name) if results_dir else working_dir
-    session = RaySession(trial_dir)
+    session = RaySession(trial_dir, local=results_dir is not None)
     try:
         run_trial(raw, session, source=source, success=success)
     except (TrialDiverged, UserError) as err:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -210,3 +211,114 @@ def test_an_unquoted_plus_step_in_yaml_is_refused(tmp_path, capsys):
     )
     sweep.write_text(sweep.read_text().replace("+50", "'+50'"))
     assert main(["validate", str(sweep)]) == 0
+
+
+SHEET = [
+    {"STEP": 0, "lr": 1e-8, "reg-polar": 0.0},
+    {"STEP": "+10", "lr": 0.01},
+    {"STEP": 5000, "reg-polar": 6e-3},
+    {"STEP": "+0.5", "reg-polar": 2e-4},
+    {"STEP": "-10", "lr": 0.01},
+    {"STEP": 10000, "lr": 0.005},
+]
+
+
+def test_a_keyframe_is_addressed_by_its_step():
+    raw = {"schedule": {"keyframes": copy.deepcopy(SHEET)}}
+    assert config.get_path(raw, "schedule.keyframes[@5000].reg-polar") == 6e-3
+    assert config.get_path(raw, "schedule.keyframes[@5000+0.5].reg-polar") == 2e-4  # from the anchor above
+    assert config.get_path(raw, "schedule.keyframes[@10000-10].lr") == 0.01  # from the anchor below
+    assert config.resolve_path(raw, "schedule.keyframes[@0+10].lr") == "schedule.keyframes[1].lr"
+    assert config.resolve_path(raw, "schedule.scale.lr") == "schedule.scale.lr"  # nothing to resolve
+    # Both paths name the keyframe written at STEP 5000, whichever is set first.
+    config.set_paths(
+        raw, {"schedule.keyframes[@5000].STEP": 6000, "schedule.keyframes[@5000].reg-polar": 0.01}
+    )
+    assert raw["schedule"]["keyframes"][2] == {"STEP": 6000, "reg-polar": 0.01}
+
+
+def test_a_row_inserted_above_does_not_move_a_step_address():
+    raw = {"schedule": {"keyframes": copy.deepcopy(SHEET)}}
+    raw["schedule"]["keyframes"].insert(1, {"STEP": 2000, "lr": 0.02})
+    assert (
+        config.resolve_path(raw, "schedule.keyframes[@5000].reg-polar") == "schedule.keyframes[3].reg-polar"
+    )
+    # An index that records its STEP: an error once the row there is another keyframe.
+    assert config.get_path({"schedule": {"keyframes": SHEET}}, "schedule.keyframes[2@5000].reg-polar") == 6e-3
+    with pytest.raises(UserError) as err:
+        config.get_path(raw, "schedule.keyframes[2@5000].reg-polar")
+    assert str(err.value) == (
+        "config path `schedule.keyframes[2@5000].reg-polar`: keyframe 2 has STEP 2000+10, not STEP 5000 as "
+        "the path records: the schedule changed since the path was written (a row added or removed above "
+        "it?); the keyframe with STEP 5000 is now [3]; address the keyframe by its STEP alone (`[@STEP]`) or "
+        "fix the index"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (
+            "schedule.keyframes[@4000].lr",
+            "config path `schedule.keyframes[@4000].lr`: no keyframe of `schedule.keyframes` has STEP 4000; "
+            "its STEPs are 0, 0+10, 5000, 5000+0.5, 10000-10, 10000 (a relative STEP is written after the "
+            "anchor it counts from: `@5000+0.5`)",
+        ),
+        (
+            "schedule.keyframes[9@5000].lr",
+            "config path `schedule.keyframes[9@5000].lr`: there is no keyframe 9 (list size 6), not STEP "
+            "5000 as the path records: the schedule changed since the path was written (a row added or "
+            "removed above it?); the keyframe with STEP 5000 is now [2]; address the keyframe by its STEP "
+            "alone (`[@STEP]`) or fix the index",
+        ),
+        ("schedule[@5000].lr", "config path `schedule[@5000].lr`: `schedule[@5000]` addresses keyframes by "
+         "STEP, but is not a list"),
+        ("schedule.keyframes[].lr", "config path `schedule.keyframes[].lr`: `[]` names no element; expected "
+         "`[3]` or `[@5000]`"),
+    ],
+)  # fmt: skip
+def test_bad_step_addresses(path, message):
+    with pytest.raises(UserError) as err:
+        config.get_path({"schedule": {"keyframes": SHEET}}, path)
+    assert str(err.value) == message
+
+
+def test_two_keyframes_at_one_step_need_the_index_too():
+    sheet = [{"STEP": 0, "lr": 1.0}, {"STEP": 0, "reg-polar": 0.1}, {"STEP": 100, "lr": 0.5}]
+    raw = {"schedule": {"keyframes": sheet}}
+    with pytest.raises(UserError, match=r"keyframes 0, 1 all have STEP 0; address one of them as `\[0@0\]`"):
+        config.get_path(raw, "schedule.keyframes[@0].lr")
+    assert config.get_path(raw, "schedule.keyframes[1@0].reg-polar") == 0.1
+
+
+def test_sweeps_address_keyframes_by_step_in_validate_and_trials(tmp_path, capsys):
+    # The quick sweep's `schedule.keyframes[@5000]` survives a row inserted into its schedule.
+    sweep = tmp_path / "quick.yaml"
+    text = (
+        (ROOT / "sweeps" / "quick.yaml")
+        .read_text()
+        .replace("base: ex17.yaml", f"base: {ROOT}/sweeps/ex17.yaml")
+    )
+    sweep.write_text(text)
+    assert main(["validate", str(sweep)]) == 0
+    csv = (ROOT / "schedules" / "ex-1.7-dopesheet.csv").read_text().splitlines()
+    csv.insert(2, "1000,,,0.01,,,,,")  # an extra anchor above STEP 5000
+    (tmp_path / "sheet.csv").write_text("\n".join(csv) + "\n")
+    sweep.write_text(text + "schedule: {csv: sheet.csv}\n")
+    assert main(["validate", str(sweep)]) == 0
+    from latent_sweep.sweep_spec import load_spec, trial_config
+
+    spec = load_spec(config.load_file(sweep), sweep)
+    raw = trial_config(spec.base, {"params": {"schedule.keyframes[@5000].reg-polar": 0.02}})
+    moved = raw["schedule"]["keyframes"][6]
+    assert moved["STEP"] == 5000 and moved["reg-polar"] == 0.02
+    # The same sweep by index, recording the STEP meant: the inserted row makes it an error.
+    sweep.write_text(sweep.read_text().replace("keyframes[@5000]", "keyframes[5@5000]"))
+    capsys.readouterr()
+    assert main(["validate", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: {sweep}: `sweep.space.schedule.keyframes[5@5000].reg-polar` does not name a value in the "
+        "base config: keyframe 5 has STEP 1000+0.7, not STEP 5000 as the path records"
+    )
+    assert err.count("\n") == 1

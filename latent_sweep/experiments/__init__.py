@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 import yaml
 
+from latent_sweep import atomic
 from latent_sweep.errors import TrialDiverged, UserError
 from latent_sweep.experiments.loop import Members, build_members
 from latent_sweep.session import Session
@@ -82,10 +83,7 @@ def reuse_freed_memory() -> None:
 
 def write_config(trial_raw: dict, trial_dir: Path) -> None:
     """The trial's full resolved config, written whole; `train config.yaml` reproduces the trial."""
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    tmp = trial_dir / ".config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(trial_raw, sort_keys=False))
-    tmp.replace(trial_dir / "config.yaml")
+    atomic.write_text(trial_dir / "config.yaml", yaml.safe_dump(trial_raw, sort_keys=False))
 
 
 def run_trial(

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from latent_sweep import history
+from latent_sweep import atomic, history
 from latent_sweep.errors import UserError
 
 # History budget of one trial when `history_every` is automatic, and the uncompressed size of
@@ -128,12 +128,8 @@ class Recorder:
         for name, values in extra.items():
             kind = pa.int64() if name == "label" else pa.float32()
             cols[name] = pa.array(np.tile(np.asarray(values), k), kind)
-        directory = self.trial_dir / "latents"
-        directory.mkdir(parents=True, exist_ok=True)
-        final = directory / f"step-{step:09d}.parquet"
-        tmp = directory / f".{final.name}.tmp"
-        pq.write_table(pa.table(cols), tmp)
-        tmp.replace(final)
+        final = self.trial_dir / "latents" / f"step-{step:09d}.parquet"
+        atomic.write_whole(final, lambda tmp: pq.write_table(pa.table(cols), tmp))
 
     def flush(self) -> None:
         """Write the buffered history and evaluations as part files; called before a checkpoint."""
