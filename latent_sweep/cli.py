@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("validate", "Check a sweep file and the schedules it names, without running anything.")
     p.add_argument("sweep", help="sweep file (YAML)")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a value, as run does")
 
     p = add("table", "Show the trials of one or more sweeps as a table.")
     p.add_argument("results_dirs", nargs="+", help="sweep results directories")
@@ -140,7 +141,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate":
         from latent_sweep.local_train import validate
 
-        print(validate(args.sweep))
+        print(validate(args.sweep, overrides=args.set))
         return 0
     if args.command == "run":
         from latent_sweep import sweep
@@ -182,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return dispatch(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        # One paragraph: a newline inside a quoted input (a --set value, a CSV cell) is shown escaped.
+        print("error: " + str(err).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -201,7 +201,8 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
         try:
             value = yaml.safe_load(text) if text else ""
         except yaml.YAMLError as err:
-            raise UserError(f"--set {path}: value `{text}` is not valid YAML ({err})") from None
+            why = " ".join(str(err).split())
+            raise UserError(f"--set {path}: value `{text}` is not valid YAML ({why})") from None
         split_path(path)
         out.append((path, value))
     return out

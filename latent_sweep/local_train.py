@@ -163,13 +163,13 @@ def print_members(final) -> None:
         print(f"diverged: {diverged}/{len(final)}")
 
 
-def validate(source: str | Path) -> str:
-    """Check a sweep file (or trial config) and the schedules and inputs it names without
-    running anything; a one-line summary."""
+def validate(source: str | Path, overrides: config.Overrides = None) -> str:
+    """Check a sweep file (or trial config), with `overrides` set as `run` sets them, and the
+    schedules and inputs it names without running anything; a one-line summary."""
     from latent_sweep.experiments import preflight
     from latent_sweep.experiments.loop import build_members
 
-    raw = config.load_file(source)
+    raw = config.apply_overrides(config.load_file(source), config.as_overrides(overrides))
     trial, sweep_block = config.split_sweep(raw)
     # Every member's config, and whether the members can train as one batched model.
     members = build_members(trial, str(source))

@@ -37,6 +37,9 @@ SHARED_VECTORIZABLE = (
 # Each experiment's own: scalar term parameters that its batched loss takes per member.
 EXPERIMENT_VECTORIZABLE = {"autoencoder": (r"terms\[\d+\]\.power",), "projection": ()}
 STATS = ("mean", "std", "min", "max")
+# Members of one trial: one batched model. Far more than any sweep needs (64 configs × 4 seeds
+# is 256), and a bound on the work of building them (validate builds every member's config).
+MAX_MEMBERS = 1024
 
 
 def overrides(trial_raw: dict) -> list[dict[str, Any]]:
@@ -53,6 +56,12 @@ def member_raws(trial_raw: dict, source: str | None = None) -> list[dict]:
     if members is not None and (not isinstance(members, list) or not members):
         raise UserError(
             f"{source or 'config'}: `members` must be a non-empty list of mappings, got {members!r:.60}"
+        )
+    if members is not None and len(members) > MAX_MEMBERS:
+        raise UserError(
+            f"{source or 'config'}: a trial of {len(members)} members (seeds × packed configs), but one "
+            f"trial trains at most {MAX_MEMBERS} as one batched model; use fewer seeds or a smaller "
+            f"`pack`, or `population: none` (one trial per seed)"
         )
     base = {k: v for k, v in trial_raw.items() if k != MEMBERS}
     out = []

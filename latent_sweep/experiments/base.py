@@ -23,7 +23,7 @@ class TrialConfig(Strict):
     """Fields of every trial: identity, seed, length, intervals, device, schedule."""
 
     name: str = "trial"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # the range numpy and torch both take
     steps: int | None = Field(None, ge=1, le=MAX_STEP, description="default: the schedule's length")
     eval_every: int = Field(500, ge=1)
     checkpoint_every: int = Field(2500, ge=1)
