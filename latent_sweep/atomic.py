@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow.fs
 
+from latent_sweep.errors import UserError
+
 
 def temp_name(path: str | Path) -> str:
     """The temporary a write of `path` goes through: `.NAME.tmp` in the same directory."""
@@ -50,3 +52,19 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def check_dir(path: Path, what: str) -> None:
+    """`path` is, or is made, a directory this process can write into; otherwise a UserError
+    naming `what` (the option or field that gave it)."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file; expected a directory")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise UserError(f"{what} {path}: {blocked} is a file, so no directory can be made there")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{what} {path}: cannot make the directory ({err.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: the directory is not writable")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latent_sweep import config, population
+from latent_sweep import atomic, config, population
 from latent_sweep.errors import UserError
 
 
@@ -113,6 +113,8 @@ def claim_out_dir(out: Path, trial: dict) -> int | None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a directory for the trial")
     existing = out / "config.yaml"
+    if not existing.is_file():
+        atomic.check_dir(out, "--out")  # a new trial: the directory must be one it can write
     if existing.is_file():
         theirs, mine = flatten(config.read_yaml(existing), ""), flatten(trial, "")
         differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))

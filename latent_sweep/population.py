@@ -5,7 +5,7 @@ included) that each member sets on top of the rest of the config:
 
     members:
       - {seed: 0}
-      - {seed: 1, "schedule.keyframes[5].reg-polar": 0.01}
+      - {seed: 1, "schedule.keyframes[@5000].reg-polar": 0.01}
 
 Without `members` the trial is a population of one (its own `seed`). Members train as one
 batched model, so they may differ only where a value is a number per step or per member

@@ -66,6 +66,8 @@ def run(
     raw = config.apply_overrides(loaded, config.as_overrides(overrides))
     spec = load_spec(raw, source)
     name = name or spec.block.name or spec.cfg.name
+    if "/" in name or name in (".", ".."):
+        raise UserError(f"sweep name `{name}` must be a plain directory name (no `/`), e.g. `quick-2`")
     path = experiment_path(storage or spec.block.storage or "results", name)
     effective = copy.deepcopy(raw)
     effective["sweep"]["name"] = name
@@ -75,6 +77,8 @@ def run(
     if num_samples is not None:
         effective["sweep"]["num_samples"] = num_samples
         spec = load_spec(effective, source)
+    if not _is_uri(path):
+        atomic.check_dir(Path(path), "results directory")
     with ResultsLock(path):
         if _exists(f"{path}/tuner.pkl"):
             raise UserError(

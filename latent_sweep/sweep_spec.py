@@ -2,7 +2,7 @@
 Every key, for users: docs/sweep-file.md.
 
 A sweep file is a trial config (the *base*) plus a `sweep:` block. `space` maps config paths
-(`schedule.keyframes[5].reg-polar`, `schedule.keyframes[3].STEP`, `labels.mode`, …) to one
+(`schedule.keyframes[@5000].reg-polar`, `schedule.keyframes[@5000].STEP`, `labels.mode`, …) to one
 distribution leaf each; `schedule.scale.<property>` multiplies a whole schedule curve (1 when
 unset). `trial_config` turns a Tune trial's config back into the full trial config it runs, on
 the driver (for `trials.parquet`) and in the trial (to run it) alike.

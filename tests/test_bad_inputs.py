@@ -13,6 +13,7 @@ from cli_outcome import outcome
 ROOT = Path(__file__).resolve().parent.parent
 EX17 = ROOT / "sweeps" / "ex17.yaml"
 PROJ = ROOT / "sweeps" / "projection_colors.yaml"
+QUICK = ROOT / "sweeps" / "quick.yaml"
 SHEET = "STEP,PHASE,lr,reg-polar\n0,Train,0.01,0.1\n"
 
 # (id, files written into a fresh directory, argv after the command, fragment of the message).
@@ -47,6 +48,7 @@ CASES = [
     ("negative-seed", {"c.yaml": "base: {ex17}\nseed: -3\n"}, None, "seed"),
     ("huge-seed", {"c.yaml": "base: {ex17}\nseed: 100000000000000000000\n"}, None, "seed"),
     ("unknown-key", {"c.yaml": "base: {ex17}\nmodle: {}\n"}, None, "modle"),
+    ("experiment-is-a-list", {"c.yaml": "base: {ex17}\nexperiment: []\n"}, None, "`experiment` must be one of"),
     ("base-cycle", {"c.yaml": "base: c.yaml\n"}, None, "cycle"),
     ("not-a-mapping", {"c.yaml": "- 1\n- 2\n"}, None, "mapping"),
     ("bad-yaml", {"c.yaml": "a: [1, 2\n"}, None, "not valid YAML"),
@@ -87,7 +89,11 @@ CASES = [
     ("validate-missing-file", {}, ["validate", "{d}/nope.yaml"], "nope.yaml"),
     ("validate-a-directory", {}, ["validate", "{d}"], "cannot read"),
     ("train-out-is-a-file", {"f": "x"}, ["train", "{ex17}", "--steps", "1", "--out", "{d}/f"], "{d}/f"),
-    ("run-storage-is-a-file", {"f": "x"}, ["run", "{ex17}", "--storage", "{d}/f"], "sweep"),
+    ("run-storage-is-a-file", {"f": "x"}, ["run", "{quick}", "--storage", "{d}/f"], "{d}/f is a file"),
+    ("run-no-sweep-block", {}, ["run", "{ex17}", "--storage", "{d}/r"], "has no `sweep:` block"),
+    ("run-name-escapes", {}, ["run", "{quick}", "--name", "../x", "--storage", "{d}/r"], "plain directory"),
+    ("train-out-under-a-file", {"f": "x"}, ["train", "{ex17}", "--steps", "1", "--out", "{d}/f/x"],
+     "{d}/f is a file"),
     ("train-seeds-bad", {}, ["train", "{ex17}", "--seeds", "3-1"], "--seeds"),
     ("table-not-a-sweep", {}, ["table", "{d}"], "no trials found"),
     ("table-garbage-parquet", {"trials.parquet": "PAR1 no"}, ["table", "{d}"], "not a readable Parquet"),
@@ -99,7 +105,9 @@ CASES = [
 @pytest.mark.parametrize(("files", "argv", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_paragraph(tmp_path, files, argv, fragment):
     def fill(text: str) -> str:
-        return text.replace("{d}", str(tmp_path)).replace("{ex17}", str(EX17)).replace("{proj}", str(PROJ))
+        for key, value in {"{d}": tmp_path, "{ex17}": EX17, "{proj}": PROJ, "{quick}": QUICK}.items():
+            text = text.replace(key, str(value))
+        return text
 
     for name, text in files.items():
         (tmp_path / name).write_text(fill(text))

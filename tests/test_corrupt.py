@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import ray
-from test_sweep_run import tiny_sweep
+from test_sweep_run import DEADLINE_S, assert_complete_histories, start_run, tiny_sweep
 
 from latent_sweep import cli, recovery
 from latent_sweep.history import read_table
@@ -151,3 +154,36 @@ def test_table_compare_and_plot_name_damaged_files(results, tmp_path, capsys):
     assert cli.main(["plot", str(trial), "--kind", "curves", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {history}: not a readable Parquet file (")
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_an_interrupted_trial_with_a_damaged_checkpoint_continues_from_an_earlier_one(tmp_path, capsys):
+    results = tmp_path / "res" / "cut"
+    proc = start_run(tiny_sweep(tmp_path, "cut", 400, seeds=2), tmp_path / "res", stderr=subprocess.PIPE)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=DEADLINE_S)
+    assert proc.returncode == 130
+    trial = trial_of(results)
+    checkpoints = sorted(trial.glob("checkpoint_*"))
+    cut(checkpoints[-1] / "state.pt")  # the copy into storage cut short
+    earlier = f"{checkpoints[-2].name} (step " if len(checkpoints) > 1 else "the start"
+    capsys.readouterr()
+    assert cli.main(["resume", str(results)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert re.fullmatch(
+        re.escape(f"damaged: {checkpoints[-1]}/state.pt")
+        + REASON
+        + re.escape(f". Trial {trial.name} continues from {earlier}")
+        + r"(\d+\))?; its history from there on is written anew",
+        line,
+    )
+    trials = pd.read_parquet(results / "trials.parquet")
+    assert set(trials["status"]) == {"TERMINATED"} and set(trials["steps"]) == {400}
+    assert_complete_histories(results, trials)
+    # The trial ends where an uninterrupted run of its config ends.
+    out = tmp_path / "again"
+    subprocess.run(
+        [sys.executable, "-m", "latent_sweep", "train", trial / "config.yaml", "--out", out],
+        check=True,
+        capture_output=True,
+    )
+    assert read_table(out / "evals").equals(read_table(trial / "evals"))

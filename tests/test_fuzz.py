@@ -173,4 +173,4 @@ SET_VALUES = st.one_of(
 @given(path=SET_PATHS, value=SET_VALUES, sep=st.sampled_from(["=", "=", "=", ":", "=="]))
 def test_set_expressions_validate_or_are_one_paragraph(path, value, sep):
     expr = f"{path}{sep}{value}"
-    outcome(["validate", ROOT / "sweeps" / "quick.yaml", "--set", expr], label=expr)
+    outcome(["validate", ROOT / "sweeps" / "quick.yaml", f"--set={expr}"], label=expr)  # even "-…"

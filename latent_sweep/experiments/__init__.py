@@ -41,7 +41,7 @@ def _registry() -> dict[str, tuple[type, Any]]:
 
 def config_class(kind: str, source: str | Path | None = None) -> type:
     registry = _registry()
-    if kind not in registry:
+    if not isinstance(kind, str) or kind not in registry:
         head = f"{source}: " if source else ""
         raise UserError(f"{head}`experiment` must be one of {', '.join(registry)}, but got {kind!r}")
     return registry[kind][0]
