@@ -48,7 +48,7 @@ CASES = [
     ("negative-seed", {"c.yaml": "base: {ex17}\nseed: -3\n"}, None, "seed"),
     ("huge-seed", {"c.yaml": "base: {ex17}\nseed: 100000000000000000000\n"}, None, "seed"),
     ("unknown-key", {"c.yaml": "base: {ex17}\nmodle: {}\n"}, None, "modle"),
-    ("experiment-is-a-list", {"c.yaml": "base: {ex17}\nexperiment: []\n"}, None, "`experiment` must be one of"),
+    ("experiment-is-a-list", {"c.yaml": "base: {ex17}\nexperiment: []\n"}, None, "must be one of"),
     ("base-cycle", {"c.yaml": "base: c.yaml\n"}, None, "cycle"),
     ("not-a-mapping", {"c.yaml": "- 1\n- 2\n"}, None, "mapping"),
     ("bad-yaml", {"c.yaml": "a: [1, 2\n"}, None, "not valid YAML"),

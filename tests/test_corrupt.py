@@ -9,13 +9,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import ray
-from test_sweep_run import DEADLINE_S, assert_complete_histories, start_run, tiny_sweep
+from test_sweep_run import (
+    DEADLINE_S,
+    assert_complete_histories,
+    assert_train_reproduces,
+    start_run,
+    tiny_sweep,
+)
 
 from latent_sweep import cli, recovery
 from latent_sweep.history import read_table
@@ -179,11 +184,4 @@ def test_an_interrupted_trial_with_a_damaged_checkpoint_continues_from_an_earlie
     trials = pd.read_parquet(results / "trials.parquet")
     assert set(trials["status"]) == {"TERMINATED"} and set(trials["steps"]) == {400}
     assert_complete_histories(results, trials)
-    # The trial ends where an uninterrupted run of its config ends.
-    out = tmp_path / "again"
-    subprocess.run(
-        [sys.executable, "-m", "latent_sweep", "train", trial / "config.yaml", "--out", out],
-        check=True,
-        capture_output=True,
-    )
-    assert read_table(out / "evals").equals(read_table(trial / "evals"))
+    assert_train_reproduces(trial, tmp_path / "again")  # where an uninterrupted run ends

@@ -81,6 +81,13 @@ def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
         assert set(evals["seed"]) == {row.seed}
 
 
+def assert_train_reproduces(trial_dir: Path, out: Path) -> None:
+    """`latent-sweep train <trial>/config.yaml` (no Ray) writes the evaluations the trial wrote."""
+    train = [sys.executable, "-m", "latent_sweep", "train", trial_dir / "config.yaml", "--out", out]
+    subprocess.run(train, check=True, capture_output=True)
+    assert read_table(out / "evals").equals(read_table(trial_dir / "evals"))
+
+
 @pytest.mark.slow
 def test_optuna_optimizes_the_success_rate_of_population_trials(local_ray, tmp_path, capsys):
     space = {
@@ -386,14 +393,7 @@ def test_a_lost_worker_is_retried_from_its_checkpoint(tmp_path):
     assert_complete_histories(results, trials)
     assert [t.num_failures for t in tune.ExperimentAnalysis(str(results)).trials] == [1]
     # The retried trial ends where an uninterrupted run of its config ends.
-    trial_dir = results / trials["trial_dir"].iloc[0]
-    out = tmp_path / "again"
-    subprocess.run(
-        [sys.executable, "-m", "latent_sweep", "train", trial_dir / "config.yaml", "--out", out],
-        check=True,
-        capture_output=True,
-    )
-    assert read_table(out / "evals").equals(read_table(trial_dir / "evals"))
+    assert_train_reproduces(results / trials["trial_dir"].iloc[0], tmp_path / "again")
 
 
 def _cmdline(pid: int) -> bytes:
