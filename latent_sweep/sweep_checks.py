@@ -131,7 +131,10 @@ def _check_metric(spec: SweepSpec, metric: str) -> None:
         constant = isinstance(node, ast.Constant) and isinstance(node.value, int | float)
         if not isinstance(node, SUCCESS_NODES) or (isinstance(node, ast.Call) and not called):
             raise field_error(
-                src, "sweep.success", f"uses `{ast.unparse(node)}` in `{b.success}`; {_success_hint()}"
+                src,
+                "sweep.success",
+                # An operator node (`>>`) unparses to nothing: name its kind instead.
+                f"uses `{ast.unparse(node) or type(node).__name__}` in `{b.success}`; {_success_hint()}",
             )
         if isinstance(node, ast.Constant) and not constant:
             raise field_error(src, "sweep.success", f"compares with `{node.value!r}`; {_success_hint()}")

@@ -78,6 +78,8 @@ CASES = [
                              "{schedule.scale.lr: {loguniform: [-1, 1]}}}\n"}, None, "loguniform"),
     ("too-many-members", {"c.yaml": "base: {ex17}\nsweep: {metric: hue_corr, mode: max, seeds: 5000}\n"},
      None, "at most 1024"),
+    ("success-operator", {"c.yaml": "base: {ex17}\nsweep: {metric: hue_corr, mode: max, "
+                          "success: 'hue_corr >> 1'}\n"}, None, "uses `RShift`"),
     ("max-failures-negative", {"c.yaml": "base: {ex17}\nsweep: {metric: hue_corr, mode: max, "
                                "max_failures: -1}\n"}, None, "max_failures"),
     # --set
