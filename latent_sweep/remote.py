@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow.fs
 
+from latent_sweep import atomic
 from latent_sweep.errors import UserError
 
 CACHE_ENV = "LATENT_SWEEP_CACHE"
@@ -66,15 +67,16 @@ def _sync(fs: pyarrow.fs.FileSystem, root: str, mirror: Path) -> None:
         stat = local.stat() if local.exists() else None
         if stat and stat.st_size == info.size and mtime is not None and stat.st_mtime == mtime:
             continue
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.part")
-        with fs.open_input_stream(info.path) as src, open(tmp, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-        if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
-        os.replace(tmp, local)
+        atomic.write_whole(local, lambda tmp, path=info.path, mtime=mtime: _download(fs, path, tmp, mtime))
     if mirror.exists():
         for local in mirror.rglob("*"):
             if local.is_file() and local not in wanted:
                 local.unlink()
+
+
+def _download(fs: pyarrow.fs.FileSystem, path: str, tmp: Path, mtime: float | None) -> None:
+    with fs.open_input_stream(path) as src, open(tmp, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    if mtime is not None:  # the mirror's copy is up to date while storage's is unchanged
+        os.utime(tmp, (mtime, mtime))
