@@ -17,6 +17,7 @@ phases) is a shape the members share; a population that differs there is a valid
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 from typing import Any
@@ -37,9 +38,10 @@ SHARED_VECTORIZABLE = (
 # Each experiment's own: scalar term parameters that its batched loss takes per member.
 EXPERIMENT_VECTORIZABLE = {"autoencoder": (r"terms\[\d+\]\.power",), "projection": ()}
 STATS = ("mean", "std", "min", "max")
-# Members of one trial: one batched model. Far more than any sweep needs (64 configs × 4 seeds
-# is 256), and a bound on the work of building them (validate builds every member's config).
-MAX_MEMBERS = 1024
+# Members of one trial: one batched model. A GPU trains tens of thousands of these tiny models
+# per step (the population benchmark goes to 16,384); the bound keeps a typo from building a
+# million member configs.
+MAX_MEMBERS = 65536
 
 
 def overrides(trial_raw: dict) -> list[dict[str, Any]]:
@@ -65,12 +67,18 @@ def member_raws(trial_raw: dict, source: str | None = None) -> list[dict]:
         )
     base = {k: v for k, v in trial_raw.items() if k != MEMBERS}
     out = []
+    # Members that differ only in the seed share one copy of the rest (thousands of seeds would
+    # otherwise be thousands of deep copies): the configs returned are read-only.
+    shared: dict[str, dict] = {}
     for i, member in enumerate(overrides(trial_raw)):
         if not isinstance(member, dict):
             raise UserError(f"{source or 'config'}: `members[{i}]` must map config paths to values")
-        raw = copy.deepcopy(base)
-        config.set_paths(raw, member)
-        out.append(raw)
+        rest = {path: value for path, value in member.items() if path != "seed"}
+        key = json.dumps(rest, sort_keys=True, default=str)
+        if key not in shared:
+            shared[key] = copy.deepcopy(base)
+            config.set_paths(shared[key], rest)
+        out.append({**shared[key], **({"seed": member["seed"]} if "seed" in member else {})})
     return out
 
 
@@ -85,7 +93,12 @@ def check_vectorizable(raws: list[dict], source: str | None = None) -> None:
 
     allowed = vectorizable(str(raws[0].get("experiment", "autoencoder")))
     first = flatten(raws[0], "")
+    # Members built from one shared config (see `member_raws`) differ only in the seed.
+    checked = {_shared(raws[0])}
     for i, raw in enumerate(raws[1:], start=1):
+        if _shared(raw) in checked:
+            continue
+        checked.add(_shared(raw))
         other = flatten(raw, "")
         for key in sorted(set(first) | set(other)):
             path = key.lstrip(".")
@@ -96,6 +109,11 @@ def check_vectorizable(raws: list[dict], source: str | None = None) -> None:
                     f"batched model and share its shapes, data and labels; only the seed, schedule "
                     f"keyframes, `schedule.scale.*` and scalar term parameters may differ"
                 )
+
+
+def _shared(raw: dict) -> tuple:
+    """What a member config holds besides its seed, by object identity."""
+    return tuple((key, id(value)) for key, value in raw.items() if key != "seed")
 
 
 def parse_seeds(text: str) -> list[int]:
