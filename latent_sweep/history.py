@@ -21,6 +21,15 @@ from latent_sweep import atomic
 from latent_sweep.errors import UserError
 
 PART_PREFIX = "part-"
+TRIAL_DIR_PREFIX = "trial_"  # a sweep's trial directories: `trial_<Ray trial id>`
+
+
+def trial_id_of(trial_dir: str | Path) -> str:
+    """The `trial_id` a trial's files carry: its directory's name less the sweep's `trial_`
+    prefix, so it equals the trial's `trial_id` in trials.parquet (a `train` directory's name
+    stays as it is). With it in every row, a query over many trials needs no path parsing."""
+    name = Path(trial_dir).name
+    return name.removeprefix(TRIAL_DIR_PREFIX) or name
 
 
 def part_name(first_step: int) -> str:

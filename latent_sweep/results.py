@@ -10,7 +10,8 @@ the member's own config flattened (`config.<path>`), its final scores (its last 
 Where rows come from. `trials.parquet` in a sweep directory is authoritative for the trials it
 lists. A sweep still running, or interrupted, may have none or a stale one, so trial
 directories (a `config.yaml`/`config.json` one or two levels below the sweep directory) that it
-does not list become rows built from their own files, with status `UNKNOWN`, `steps` the last
+does not list become rows built from their own files (`trial_id` the directory's name less a
+sweep's `trial_` prefix, as in the files), with status `UNKNOWN`, `steps` the last
 logged step and `wall_time_s` the span of the history's `wall_time`. Listed trials that had not
 finished (not TERMINATED or ERROR) get scores and steps refreshed from their directories the
 same way, since those are newer than the table. Tables written before populations (no `member`
@@ -31,7 +32,7 @@ import pandas as pd
 from latent_sweep import population
 from latent_sweep.config import read_yaml, resolve_path
 from latent_sweep.errors import UserError
-from latent_sweep.history import read_local, read_table
+from latent_sweep.history import read_local, read_table, trial_id_of
 from latent_sweep.remote import local_dir
 from latent_sweep.score_declarations import Goal, check_returned, goal_of
 from latent_sweep.sweep_spec import statistic_of
@@ -41,7 +42,7 @@ META_COLUMNS = (
     "trial_dir",
 )  # fmt: skip
 # Columns of evals/ and history/ part files that are not scores or logged values.
-KEY_COLUMNS = ("step", "member", "seed", "diverged_at")
+KEY_COLUMNS = ("trial_id", "step", "member", "seed", "diverged_at")
 TERMINAL = frozenset({"TERMINATED", "ERROR"})
 CONFIG_FILES = ("config.yaml", "config.json")
 
@@ -203,7 +204,7 @@ def _dir_rows(trial_dir: Path, rel: str) -> list[dict[str, Any]]:
     if "wall_time" in history and len(history):
         span = float(history["wall_time"].max() - history["wall_time"].min())
     return member_rows(
-        trial_dir.name if rel != "." else trial_dir.resolve().name,
+        trial_id_of(trial_dir if rel != "." else trial_dir.resolve()),
         "UNKNOWN",
         read_trial_config(trial_dir),
         evals,

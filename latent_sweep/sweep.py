@@ -30,6 +30,7 @@ from ray import cloudpickle, tune
 from latent_sweep import atomic, config, population, recovery, trackers
 from latent_sweep import trials as trials_parquet
 from latent_sweep.errors import UserError
+from latent_sweep.history import TRIAL_DIR_PREFIX
 from latent_sweep.lock import ResultsLock
 from latent_sweep.results import KEY_COLUMNS, META_COLUMNS
 from latent_sweep.sweep_search import front_mask
@@ -174,7 +175,7 @@ def _trainable(spec: SweepSpec, path: str):
 
 def trial_dirname(trial) -> str:
     """Short trial directory names (Ray's default packs the whole sampled config into them)."""
-    return f"trial_{trial.trial_id}"
+    return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
 
 
 def _tuner(spec: SweepSpec, path: str, name: str):

@@ -56,7 +56,8 @@ def assert_crash_resume_matches(raw: dict, root):
     pd.testing.assert_frame_equal(run_trial(raw, LocalSession(root / "cut")), whole)
     for part in ("history", "evals"):
         a, b = (
-            read_table(root / d / part).drop(columns="wall_time", errors="ignore") for d in ("whole", "cut")
+            read_table(root / d / part).drop(columns=["wall_time", "trial_id"], errors="ignore")
+            for d in ("whole", "cut")
         )
         pd.testing.assert_frame_equal(a, b)
     return whole

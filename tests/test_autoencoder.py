@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def tables(trial_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    hist = read_table(trial_dir / "history").drop(columns="wall_time")
-    return hist, read_table(trial_dir / "evals")
+    """History and evaluations without what differs between two runs: wall time, trial id (the directory)."""
+    hist = read_table(trial_dir / "history").drop(columns=["wall_time", "trial_id"])
+    return hist, read_table(trial_dir / "evals").drop(columns="trial_id")
 
 
 def test_short_run_writes_the_trial_layout(tiny_ex17, tmp_path):

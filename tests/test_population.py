@@ -31,7 +31,9 @@ def seeds(*values: int) -> list[dict]:
 
 
 def histories(trial_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return read_table(trial_dir / "history").drop(columns="wall_time"), read_table(trial_dir / "evals")
+    """Without what differs between two runs: wall time, trial id (the directory)."""
+    hist = read_table(trial_dir / "history").drop(columns=["wall_time", "trial_id"])
+    return hist, read_table(trial_dir / "evals").drop(columns="trial_id")
 
 
 def test_a_member_draws_and_trains_as_it_would_alone(tiny_ex17, tmp_path):

@@ -77,7 +77,8 @@ def test_swiss_roll_run_writes_the_layout_and_beats_a_random_projection(tmp_path
     names = {f"{s}_k{k}" for s in ("trustworthiness", "continuity", "knn_recall") for k in (5, 10)}
     assert set(final.index) == {"member", "seed", "diverged_at", *names}
     snap = pd.read_parquet(tmp_path / "latents" / "step-000000300.parquet")
-    assert list(snap.columns) == ["member", "seed", "z0", "z1", "r", "g", "b"] and len(snap) == 600
+    assert list(snap.columns) == ["trial_id", "step", "member", "seed", "z0", "z1", "r", "g", "b"]
+    assert len(snap) == 600
 
     # The reported score is sklearn's trustworthiness of the snapshot (the oracle).
     x, _ = proj_data.datasets.make_swiss_roll(600, noise=0.0, random_state=3)

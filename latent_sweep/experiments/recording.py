@@ -2,9 +2,9 @@
 
 Loss values stay on the device in a preallocated buffer [steps, K, columns] (no host sync per
 step); the buffer is written as one Parquet part per checkpoint interval, right before the
-checkpoint that covers it is saved. Rows are step-major, then member, and carry `member` and
-`seed` columns; history may be decimated (`history_every`) so a large population's history
-stays small (docs/populations.md has the bytes per member-step).
+checkpoint that covers it is saved. Rows are step-major, then member, and carry `trial_id`,
+`member` and `seed` columns (latents also `step`); history may be decimated (`history_every`)
+so a large population's history stays small (docs/populations.md has the bytes per member-step).
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class Recorder:
         device: torch.device,
     ) -> None:
         self.trial_dir, self.terms = Path(trial_dir), terms
+        self.trial_id = history.trial_id_of(self.trial_dir)  # a column of every file written
         self.seeds = np.asarray(seeds, dtype=np.int64)
         self.phases, self.schedule, self.index = phases, schedule, index
         history.truncate(self.trial_dir / "history", start)
@@ -121,6 +122,8 @@ class Recorder:
         z = latents.detach().cpu().numpy()
         k, n, e = z.shape
         cols = {
+            "trial_id": self._ids(k * n),
+            "step": pa.array(np.full(k * n, step), pa.int64()),
             "member": pa.array(np.repeat(np.arange(k), n), pa.int64()),
             "seed": pa.array(np.repeat(self.seeds, n), pa.int64()),
         }
@@ -141,7 +144,7 @@ class Recorder:
 
     def _evals(self) -> pa.Table:
         frame = pd.concat(self.evals, ignore_index=True)
-        cols = {
+        cols = {"trial_id": self._ids(len(frame))} | {
             name: pa.array(frame[name].to_numpy(np.int64), pa.int64()) for name in ("step", "member", "seed")
         }
         for name in frame.columns:
@@ -159,6 +162,7 @@ class Recorder:
             return pa.array(a.reshape(-1), kind)
 
         cols: dict[str, pa.Array] = {
+            "trial_id": self._ids(len(steps) * k),
             "step": flat(np.repeat(steps, k), pa.int64()),
             "member": flat(np.tile(np.arange(k), len(steps)), pa.int64()),
             "seed": flat(np.tile(self.seeds, len(steps)), pa.int64()),
@@ -173,3 +177,6 @@ class Recorder:
         cols["loss"] = flat(rows[:, :, -1], pa.float64())
         cols["wall_time"] = flat(np.repeat(self.wall[: self.len], k), pa.float64())
         history.write_part(self.trial_dir / "history", int(steps[0]), pa.table(cols))
+
+    def _ids(self, n: int) -> pa.Array:
+        return pa.repeat(pa.scalar(self.trial_id, pa.string()), n)
