@@ -191,14 +191,11 @@ def _describe_leaf(leaf: tuple[str, list] | None, dist) -> str:
 def describe(configs: Configs) -> str:
     """What the importances were computed over, for the table's note."""
     members = configs.table["members"]
-    each = (
-        f"{int(members.iloc[0])}" if members.nunique() == 1 else f"{int(members.min())}–{int(members.max())}"
-    )
-    dropped = f"; {configs.dropped} configs without a `{configs.score}` left out" if configs.dropped else ""
-    return (
-        f"fANOVA (seed {FANOVA_SEED}) over {len(configs.table)} configs, each the mean of {each} "
-        f"members{dropped}"
-    )
+    low, high = int(members.min()), int(members.max())
+    each = "one member" if high == 1 else f"the mean of {low if low == high else f'{low}–{high}'} members"
+    n = configs.dropped
+    dropped = f"; {n} config{'s' * (n != 1)} without a `{configs.score}` left out" if n else ""
+    return f"fANOVA (seed {FANOVA_SEED}) over {len(configs.table)} configs, each {each}{dropped}"
 
 
 def importance_command(

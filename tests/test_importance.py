@@ -19,7 +19,7 @@ from test_plots import assert_png
 import latent_sweep
 from latent_sweep import config
 from latent_sweep.cli import main
-from latent_sweep.importance import configs_of, distribution
+from latent_sweep.importance import configs_of, describe, distribution
 from latent_sweep.results import load_sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,9 @@ def test_configs_are_means_over_seeds_without_diverged_members(tmp_path):
     df, sweeps = load_sweeps([root])
     configs = configs_of(df, sweeps, None)
     assert configs.score == "hue_corr" and configs.dropped == 1
+    assert describe(configs) == (
+        "fANOVA (seed 0) over 2 configs, each the mean of 1–2 members; 1 config without a `hue_corr` left out"
+    )
     assert configs.table["members"].tolist() == [1, 2]
     assert configs.table["mean"].tolist() == pytest.approx(
         [rows[0]["hue_corr"], np.mean([rows[2]["hue_corr"], rows[3]["hue_corr"]])]

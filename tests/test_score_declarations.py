@@ -12,7 +12,7 @@ import pytest
 from latent_sweep import config, trials
 from latent_sweep.experiments import run_trial
 from latent_sweep.experiments.autoencoder import Autoencoders
-from latent_sweep.results import lower_is_better, member_rows
+from latent_sweep.results import KEY_COLUMNS, lower_is_better, member_rows
 from latent_sweep.score_declarations import ScoreMismatch, declared, declared_for, goal_of
 from latent_sweep.session import LocalSession
 
@@ -76,7 +76,7 @@ def test_evaluations_return_exactly_the_declared_scores(experiment, tiny_ex17, t
     goals = declared(config.validate(raw))
     assert {c for c in final.columns if c not in ("member", "seed", "diverged_at")} == set(goals)
     evals = pd.read_parquet(tmp_path / "evals")
-    assert set(evals.columns) - {"step", "member", "seed", "diverged_at"} == set(goals)
+    assert set(evals.columns) - set(KEY_COLUMNS) == set(goals)
 
 
 @pytest.mark.slow

@@ -82,7 +82,9 @@ def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
 
 
 def assert_train_reproduces(trial_dir: Path, out: Path) -> None:
-    """`latent-sweep train <trial>/config.yaml` (no Ray) writes the evaluations the trial wrote."""
+    """`latent-sweep train <trial>/config.yaml` (no Ray) writes the evaluations the trial wrote (into
+    `out/<the trial directory's name>`: the same name, so the same trial_id in its files)."""
+    out = out / trial_dir.name
     train = [sys.executable, "-m", "latent_sweep", "train", trial_dir / "config.yaml", "--out", out]
     subprocess.run(train, check=True, capture_output=True)
     assert read_table(out / "evals").equals(read_table(trial_dir / "evals"))
@@ -315,7 +317,7 @@ def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
     # The trial that had checkpointed before the kill, trained again in-process without Ray.
     resumed = checkpointed[0]
     members = trials[trials["trial_dir"] == resumed].set_index("member")
-    out = tmp_path / "again"
+    out = tmp_path / "again" / resumed  # the same directory name: the same trial_id in its files
     train = [sys.executable, "-m", "latent_sweep", "train", results / resumed / "config.yaml", "--out", out]
     subprocess.run(train, check=True, capture_output=True)
     fresh = read_table(out / "evals")
