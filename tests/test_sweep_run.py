@@ -260,6 +260,27 @@ def test_a_diverged_trial_ends_once_with_its_reason(local_ray, tmp_path, capsys)
     assert not (results / RETRIED_DIR).exists()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA for the trial to meet")
+def test_a_trial_with_a_config_error_ends_once_with_its_reason(local_ray, tmp_path, capsys):
+    # `device: cuda` passes validate (a cluster's workers may have GPUs) and fails where the trial
+    # runs, on this machine without one: a configuration error, so the trial ends at once.
+    path = tiny_sweep(tmp_path, "cfg", 200, search="grid", space={"device": {"grid": ["cpu", "cuda"]}})
+    raw = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**raw, "device": "cpu"}, sort_keys=False))
+    assert run("run", path, "--storage", tmp_path / "res") == 1
+    results = tmp_path / "res" / "cfg"
+    assert capsys.readouterr().err.startswith("error: 1 of 2 trials did not finish (status and reason in")
+    trials = pd.read_parquet(results / "trials.parquet").set_index("config.device")
+    assert trials.loc["cpu", "status"] == "TERMINATED" and trials.loc["cpu", "steps"] == 200
+    assert trials.loc["cuda", "status"] == "ERROR"
+    assert trials.loc["cuda", "error"] == (
+        "UserError: `device` is `cuda`, but no CUDA device is available here; use `auto` or `cpu`"
+    )
+    attempts = {t.trial_id: t.num_failures for t in tune.ExperimentAnalysis(str(results)).trials}
+    assert attempts == {trials.loc["cuda", "trial_id"]: 0, trials.loc["cpu", "trial_id"]: 0}
+
+
 def _descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
