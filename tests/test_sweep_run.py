@@ -30,7 +30,8 @@ from latent_sweep.history import read_table
 from latent_sweep.lock import LOCK_FILE, ResultsLock
 from latent_sweep.results import load_evals, load_history, member_rows, read_trial_config
 from latent_sweep.session import LocalSession
-from latent_sweep.sweep import RETRIED_DIR, config_summaries, print_leaderboard
+from latent_sweep.sweep import RETRIED_DIR
+from latent_sweep.sweep_report import config_summaries, print_leaderboard
 from latent_sweep.sweep_spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
