@@ -84,6 +84,8 @@ def loss_fn(
     member axis is optional), constants prebuilt (anchors take the recorded reference latents
     as a second argument). `power` [K] overrides a `separate` term's power per member."""
     channels = getattr(term, "channels", None)
+    if channels is not None and channels == list(range(channels[0], channels[0] + len(channels))):
+        channels = slice(channels[0], channels[0] + len(channels))  # a view: no gather, no scatter back
 
     def pick(z: torch.Tensor) -> torch.Tensor:
         return z if channels is None else z[..., channels]
@@ -214,6 +216,7 @@ class TermSet:
                 self.fns.append(loss_fn(term, device, powers.get(term.name)))
             columns.append(keys[key])
         self.columns = columns
+        self.one_per_term = columns == list(range(len(columns)))  # no column to copy
         self.column_index = torch.tensor(columns, dtype=torch.long, device=device)
         # Rows: each label, then "everyone" (the constant last label column).
         self.affinity = torch.zeros(len(labels) + 1, len(self.terms), device=device)
@@ -223,14 +226,18 @@ class TermSet:
             for label, strength in (term.affinities or {}).items():
                 self.affinity[labels.index(label), j] = strength
 
-    def __call__(self, z: torch.Tensor, labels: torch.Tensor, active: list[bool]) -> torch.Tensor:
+    def __call__(self, z: torch.Tensor, labels: torch.Tensor | None, active: list[bool]) -> torch.Tensor:
         """Weighted mean per term [..., n_terms] of latents [..., B, E]; `labels` [..., B,
-        n_labels + 1] ends with the constant 1 column; functions whose terms all have weight 0
-        (`active` False) are not evaluated."""
+        n_labels + 1] ends with the constant 1 column, or is None when the config has no labels
+        (every a_i = 1: the plain mean); functions whose terms all have weight 0 (`active`
+        False) are not evaluated."""
         if not self.fns:
             return z.new_zeros(*z.shape[:-2], 0)
         zero = z.new_zeros(z.shape[:-1])
         losses = torch.stack([fn(z) if on else zero for fn, on in zip(self.fns, active, strict=True)], -1)
-        losses = losses[..., self.column_index]  # [..., B, n_terms]
+        if not self.one_per_term:
+            losses = losses.index_select(-1, self.column_index)  # [..., B, n_terms]
+        if labels is None:  # the same numbers as the general rule with a ≡ 1, in fewer kernels
+            return losses.sum(dim=-2) / (losses.shape[-2] + EPS)
         a = (labels @ self.affinity).clamp(0.0, 1.0)
         return (losses * a).sum(dim=-2) / (a.sum(dim=-2) + EPS)

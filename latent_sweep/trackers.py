@@ -92,7 +92,7 @@ def mlflow_uri(path: str) -> str:
 
 
 def _mlflow(path: str, name: str):
-    from latent_sweep.tune_adapter import LatentMLflowCallback
+    from latent_sweep.trackers_mlflow import LatentMLflowCallback
 
     uri = mlflow_uri(path)
     if uri.endswith(MLFLOW_DB):  # our own store: its artifacts beside it, not under the working directory

@@ -20,7 +20,6 @@ from typing import Any
 import ray
 import torch
 from ray import tune
-from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from latent_sweep import recovery
@@ -149,15 +148,3 @@ class StudySearch(OptunaSearch):
                 state=optuna.trial.TrialState.COMPLETE,
             )
             self._ot_study.add_trial(trial)
-
-
-class LatentMLflowCallback(MLflowLoggerCallback):
-    """Ray's MLflow callback, adding the trial's final latent plot (member 0) to its run."""
-
-    def log_trial_end(self, trial, failed: bool = False) -> None:
-        from latent_sweep.trackers import latent_plot
-
-        with tempfile.TemporaryDirectory(prefix="latent-sweep-mlflow-") as plot_dir:
-            if not failed and latent_plot(Path(trial.path), Path(plot_dir)):
-                self.mlflow_util.save_artifacts(run_id=self._trial_runs[trial], dir=plot_dir)
-        super().log_trial_end(trial, failed)

@@ -70,3 +70,26 @@ def test_term_set_applies_one_affinity_rule_and_shares_equal_terms():
     nobody = ts(z, torch.tensor([[0.0, 0.0, 1.0]] * 3), [True, True])
     assert nobody[0].item() == 0.0  # all a_i = 0 → the term vanishes
     assert ts(z, labels, [False, True])[0].item() == 0.0  # inactive functions are not evaluated
+
+
+def test_without_labels_the_term_set_gives_the_general_rule_bitwise():
+    # A config without concepts passes no labels: every a_i = 1, the same numbers in fewer kernels.
+    torch.manual_seed(0)
+    terms = [Unitarity(name="u", kind="unitarity"), Planarity(name="p", kind="planarity")]
+    ts = TermSet(terms, [], "cpu")
+    z = torch.randn(3, 256, 4)
+    everyone = torch.ones(3, 256, 1)
+    assert torch.equal(ts(z, None, [True, True]), ts(z, everyone, [True, True]))
+
+
+def test_a_run_of_channels_is_picked_as_a_view_with_the_same_values_and_gradients():
+    torch.manual_seed(1)
+    z = torch.randn(2, 64, 4, requires_grad=True)
+    run = per_sample(SeparateEuclidean(name="s", kind="separate_euclidean", channels=[1, 2]), z)
+    (grad_run,) = torch.autograd.grad(run.sum(), z)
+    w = z.detach()[..., [1, 2]].clone().requires_grad_()
+    whole = per_sample(SeparateEuclidean(name="s", kind="separate_euclidean"), w)
+    (grad_whole,) = torch.autograd.grad(whole.sum(), w)
+    assert torch.equal(run, whole)
+    assert torch.equal(grad_run[..., [1, 2]], grad_whole)
+    assert (grad_run[..., [0, 3]] == 0).all()

@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import assert_crash_resume_matches
+from sklearn import datasets
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
@@ -81,7 +82,7 @@ def test_swiss_roll_run_writes_the_layout_and_beats_a_random_projection(tmp_path
     assert len(snap) == 600
 
     # The reported score is sklearn's trustworthiness of the snapshot (the oracle).
-    x, _ = proj_data.datasets.make_swiss_roll(600, noise=0.0, random_state=3)
+    x, _ = datasets.make_swiss_roll(600, noise=0.0, random_state=3)
     z = snap[["z0", "z1"]].to_numpy(np.float64)
     assert final["trustworthiness_k10"] == pytest.approx(trustworthiness(x, z, n_neighbors=10), abs=1e-6)
     random = trustworthiness(x, x @ np.random.default_rng(0).normal(size=(3, 2)), n_neighbors=10)

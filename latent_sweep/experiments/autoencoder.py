@@ -97,6 +97,7 @@ class Batches:
         self.sets = [cfg.data.phases.get(name, "hsv") for name in names]
         self.phase = timeline.phase_indices(total)
         self.size, self.hard, self.data = cfg.data.batch_size, cfg.labels.mode == "hard", data
+        self.labelled = bool(cfg.labels.concepts)  # without concepts every term weighs all samples
         shapes = {"pick": (self.size,)}
         if self.hard:  # enough for a training batch or the six primaries
             shapes["labels"] = (max(self.size, len(data.primaries)), data.label_probs.shape[1])
@@ -110,17 +111,20 @@ class Batches:
         self.cdf = torch.cumsum(data.bias, 0)  # [n], or [K, n] once members' fractions differ
         self.k = len(members)
 
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs [K, B, 3] and label probabilities (0/1 in hard mode) [K, B, n_labels + 1]."""
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inputs [K, B, 3] and label probabilities (0/1 in hard mode) [K, B, n_labels + 1];
+        None for a config without concepts (hard mode's uniforms are still drawn, so the
+        stream does not depend on whether labels exist)."""
         data, u = self.data, self.streams.at(step)
         idx = self.pick(step, u["pick"])
         if idx is None:  # the six primaries, all of them, every step
-            x = data.primaries.expand(self.k, -1, -1)
-            probs = data.primary_probs.expand(self.k, -1, -1)
+            x, probs = data.primaries.expand(self.k, -1, -1), data.primary_probs.expand(self.k, -1, -1)
         else:
             flat = idx.flatten()
             x = data.train.index_select(0, flat).view(*idx.shape, 3)
-            probs = data.label_probs.index_select(0, flat).view(*idx.shape, -1)
+            probs = data.label_probs.index_select(0, flat).view(*idx.shape, -1) if self.labelled else None
+        if not self.labelled:
+            return x, None
         if self.hard:  # fresh 0/1 labels every batch
             probs = (u["labels"][:, : probs.shape[1]] < probs).float()
         return x, probs
@@ -237,7 +241,7 @@ class Autoencoders:
     def _objective(
         self,
         x: torch.Tensor,
-        probs: torch.Tensor,
+        probs: torch.Tensor | None,
         w: torch.Tensor,
         active: tuple[bool, ...],
         anchors: tuple[torch.Tensor | None, ...],

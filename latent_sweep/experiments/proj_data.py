@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import Field, model_validator
-from sklearn import datasets
 
 from latent_sweep import colors
 from latent_sweep.errors import UserError
@@ -74,6 +73,8 @@ class Inputs:
 
 
 def load(cfg: ProjDataConfig) -> Inputs:
+    from sklearn import datasets  # here, not at import: it costs every command ~2 s
+
     if cfg.source == "digits":
         x, y = datasets.load_digits(return_X_y=True)
         return Inputs(x.astype(np.float64), y.astype(np.int64), None, False)
