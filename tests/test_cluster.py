@@ -45,15 +45,16 @@ def test_cluster_yaml_typo_is_rejected(cluster_raw):
 
 @pytest.fixture
 def two_nodes():
-    """A head and a worker node on this machine, one CPU each, told apart by their IP."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.2")
+    """A head node with no CPUs (the driver only, as in cluster.yaml) and a worker node with
+    two, on this machine, told apart by their IP: every trial must run on the worker."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster.add_node(num_cpus=2, node_ip_address="127.0.0.2")
     yield cluster
     cluster.shutdown()
 
 
 @pytest.mark.slow
-def test_sweep_spreads_over_two_nodes_and_collects_histories(two_nodes, tmp_path):
+def test_sweep_runs_on_a_worker_node_and_collects_histories(two_nodes, tmp_path):
     raw = copy.deepcopy(config.load_file(ROOT / "sweeps" / "quick.yaml"))
     raw.update(name="nodes", steps=200, eval_every=100, checkpoint_every=100)
     raw["sweep"] = {
@@ -80,4 +81,6 @@ def test_sweep_spreads_over_two_nodes_and_collects_histories(two_nodes, tmp_path
         assert any((results / trial_dir / "evals").glob("part-*.parquet"))
         last = json.loads((results / trial_dir / "result.json").read_text().splitlines()[-1])
         nodes.add(last["node_ip"])
-    assert len(nodes) == 2 and "127.0.0.2" in nodes
+    # Which of several free nodes a trial lands on is Ray's choice (and a race when trials are
+    # short), so the nodes are arranged to leave one answer: the worker's.
+    assert nodes == {"127.0.0.2"}
