@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="cut a numeric --by into N quantile bins (automatic for floats with > 10 values; 0: never)",
     )
+    p.add_argument(
+        "--success",
+        help="count members whose final scores satisfy EXPR, e.g. "
+        '"hue_order >= 0.999 and abs(hue_winding) == 1" (default: the sweeps\' own `sweep.success`)',
+    )
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown"])
 
     p = add("plot", "Draw PNG plots of a sweep or one of its trials.")
@@ -161,7 +166,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         from latent_sweep.compare import compare_command
 
-        options = _options(args, "scores", "pareto", "paired", "baseline", "bins")
+        options = _options(args, "scores", "pareto", "paired", "baseline", "bins", "success")
         return compare_command(args.results_dirs, by=args.by, fmt=args.format, **options)
     if args.command == "importance":
         from latent_sweep.importance import importance_command

@@ -15,7 +15,11 @@ asks which variants no other beats on every score at once. The trials on the tri
 front are listed as well.
 
 Groups come with a 95% bootstrap interval of their mean; `--paired` compares groups member by
-member instead (`latent_sweep.stats`). A continuous `--by` (a float with more than
+member instead (`latent_sweep.stats`). `--success EXPR` (by default the sweeps' own
+`sweep.success`) adds a `success` column, 1 for a member whose final scores satisfy it (a
+diverged member fails): groups show it as a count with the exact binomial interval of the rate,
+and `--paired` as wins and losses in discordant pairs, where the Wilcoxon test on ±1
+differences is McNemar's (normal approximation). A continuous `--by` (a float with more than
 AUTO_BIN_ABOVE distinct values) is cut into AUTO_BINS quantile bins, or `--bins N`; `--bins 0`
 keeps one group per value.
 """
@@ -30,13 +34,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from latent_sweep import population
 from latent_sweep.errors import UserError
 from latent_sweep.results import META_COLUMNS, Sweep, load_sweeps, lower_is_better, nunique, row_labels
-from latent_sweep.stats import bootstrap_ci, pair_groups, paired_stats
+from latent_sweep.stats import binomial_ci, bootstrap_ci, pair_groups, paired_stats
 from latent_sweep.sweep_search import mark_front
 from latent_sweep.table_formats import emit, format_cell
 
 KEY_SCORES = ("hue_corr", "hue_order", "recon_mse")
+SUCCESS = "success"
 AUTO_BIN_ABOVE, AUTO_BINS = 10, 5
 WHERE_HINT = "column names with dots or dashes need backticks, e.g. \"`config.labels.mode` == 'hard'\""
 
@@ -176,21 +182,36 @@ def pareto_front(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
 
 def group_stats(df: pd.DataFrame, by: str, scores: Sequence[str]) -> pd.DataFrame:
     """Per value of `by`: member count, then per score `_mean`, `_std` (ddof=1, across seeds)
-    and `_ci_low`/`_ci_high`, the 95% bootstrap interval of the mean."""
+    and `_ci_low`/`_ci_high`, the 95% bootstrap interval of the mean; for `success`, the count
+    `success_k` and the exact binomial interval of the rate (`_mean`) instead."""
     groups = df.groupby(by, dropna=False, sort=True, observed=True)
     out = groups.size().rename("count").to_frame()
     for s in scores:
         out[f"{s}_mean"] = groups[s].mean()
-        out[f"{s}_std"] = groups[s].std(ddof=1)
-        cis = groups[s].apply(bootstrap_ci)
+        if s == SUCCESS:
+            out[f"{s}_k"] = groups[s].sum().astype(int)
+            cis = pd.Series([binomial_ci(k, n) for k, n in zip(out[f"{s}_k"], out["count"], strict=True)])
+            cis.index = out.index
+        else:
+            out[f"{s}_std"] = groups[s].std(ddof=1)
+            cis = groups[s].apply(bootstrap_ci)
         out[f"{s}_ci_low"], out[f"{s}_ci_high"] = cis.str[0], cis.str[1]
     return out.reset_index()
 
 
 def _display_stats(stats: pd.DataFrame, scores: Sequence[str]) -> pd.DataFrame:
     parts = ("_mean", "_std", "_ci_low", "_ci_high")
-    shown = stats[[c for c in stats.columns if not c.endswith(parts)]].copy()
+    shown = stats[[c for c in stats.columns if not c.endswith((*parts, "_k"))]].copy()
     for s in scores:
+        if s == SUCCESS:  # a count out of the group's members, its rate and interval
+            shown[s] = [
+                f"{k}/{n} = {format_cell(m)}" + _interval(lo, hi)
+                for k, n, m, lo, hi in zip(
+                    *(stats[c] for c in (f"{s}_k", "count", f"{s}_mean", f"{s}_ci_low", f"{s}_ci_high")),
+                    strict=True,
+                )
+            ]
+            continue
         shown[s] = [
             format_cell(m) + ("" if pd.isna(d) else f" ± {format_cell(d)}") + _interval(lo, hi)
             for m, d, lo, hi in zip(*(stats[f"{s}{p}"] for p in parts), strict=True)
@@ -302,6 +323,7 @@ def compare_command(
     paired: bool = False,
     baseline: str | None = None,
     bins: int | None = None,
+    success: str | None = None,
     fmt: str = "table",
 ) -> int:
     """Group statistics (or with `paired`, paired comparisons against `baseline`) printed as `fmt`."""
@@ -311,6 +333,9 @@ def compare_command(
     names = scores or key_scores(df, sweeps)
     columns = [resolve_column(df, n, "--scores", scores_only=True) for n in names]
     columns += [c for c, _ in front if c not in columns]
+    df, success_note = mark_success(df, sweeps, success)
+    if success_note:
+        columns.append(SUCCESS)
     if not columns:
         raise UserError(
             f"no scores to compare; give --scores, one of: {', '.join(score_columns(df)) or 'none'}"
@@ -321,12 +346,12 @@ def compare_command(
     if paired:
         table, title, note = paired_comparison(df, by, columns, sweeps, baseline)
         shown = table if fmt == "csv" else _display_paired(table)
-        emit(shown, fmt, None, title=title, note="\n".join(n for n in (bin_note, note) if n))
+        emit(shown, fmt, None, title=title, note="\n".join(n for n in (bin_note, success_note, note) if n))
         return 0
     if baseline is not None:
         raise UserError("--baseline names the group the others are paired with: it needs --paired")
     stats = group_stats(df, by, columns)
-    notes = [bin_note]
+    notes = [bin_note, success_note]
     if front:
         on, maximize = [c for c, _ in front], [m for _, m in front]
         stats["pareto"] = pareto_front(stats[[f"{c}_mean" for c in on]].to_numpy(), maximize)
@@ -337,6 +362,27 @@ def compare_command(
     shown = stats if fmt == "csv" else _display_stats(stats, columns)
     emit(shown, fmt, None, title=f"grouped by {by}", note="\n".join(n for n in notes if n))
     return 0
+
+
+def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) -> tuple[pd.DataFrame, str]:
+    """The rows with a 0/1 `success` column for `expr` (default: the sweeps' shared
+    `sweep.success`; none, no column) and a note saying which expression counted."""
+    option = "--success"
+    if expr is None:
+        own = {s.success for s in sweeps}
+        if len(own) != 1 or None in own:
+            return df, ""
+        (expr,) = own
+        option = f"`sweep.success` of {', '.join(str(s.path) for s in sweeps)}"
+    if SUCCESS in df.columns:
+        raise UserError(f"{option}: the trials already have a `{SUCCESS}` column, which it would replace")
+    problem = population.success_problem(expr, score_columns(df))
+    if problem:
+        raise UserError(f"{option} {problem}")
+    ok = population.success_mask(df, expr)
+    if "diverged_at" in df:  # as `success_rate` counts: a diverged member fails
+        ok = ok & df["diverged_at"].isna().to_numpy()
+    return df.assign(**{SUCCESS: ok.astype(float)}), f"success: {expr} (a diverged member fails)"
 
 
 def _display_paired(table: pd.DataFrame) -> pd.DataFrame:

@@ -52,6 +52,15 @@ def bootstrap_ci(values: np.ndarray | Sequence[float], statistic: Callable = np.
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def binomial_ci(successes: int, trials: int) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) 95% interval of a success rate: guaranteed coverage, also at
+    0/n and n/n, where a bootstrap collapses to a point (NaN, NaN for no trials)."""
+    if trials == 0:
+        return np.nan, np.nan
+    ci = scipy.stats.binomtest(successes, trials).proportion_ci(confidence_level=LEVEL, method="exact")
+    return float(ci.low), float(ci.high)
+
+
 def wilcoxon_p(differences: np.ndarray) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped, scipy's
     default); NaN when no difference is non-zero."""

@@ -4,10 +4,6 @@ combinations, and every `choice`/`grid` option validated as a trial config."""
 
 from __future__ import annotations
 
-import ast
-
-import pandas as pd
-
 from latent_sweep import config, population
 from latent_sweep.errors import UserError
 from latent_sweep.score_declarations import declared
@@ -22,13 +18,6 @@ from latent_sweep.sweep_spec import (
 )
 
 RATES = ("success_rate", "diverged_rate")
-SUCCESS_EXAMPLE = "hue_order >= 0.999 and abs(hue_winding) == 1"
-# What a success expression may hold: comparisons and arithmetic over score names, `abs`, numbers.
-SUCCESS_NODES = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
-    ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Compare, ast.Eq, ast.NotEq,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Call, ast.Name, ast.Load, ast.Constant,
-)  # fmt: skip
 
 
 def check(spec: SweepSpec) -> None:
@@ -110,46 +99,12 @@ def _check_metric(spec: SweepSpec, metric: str) -> None:
                 src,
                 "sweep.metric",
                 "is `success_rate`, but the sweep defines no `sweep.success` expression to count "
-                f"successful members with; add one, e.g. `success: {SUCCESS_EXAMPLE}`",
+                f"successful members with; add one, e.g. `success: {population.SUCCESS_EXAMPLE}`",
             )
         return
-    try:
-        tree = ast.parse(b.success.strip(), mode="eval")
-    except SyntaxError as err:
-        raise field_error(
-            src, "sweep.success", f"is not a valid expression ({err.msg}): `{b.success}`; {_success_hint()}"
-        ) from None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id != "abs" and node.id not in scores:
-            raise field_error(
-                src,
-                "sweep.success",
-                f"names `{node.id}`, which is not a score of this sweep's trials; the expression is "
-                f"evaluated on each member's final scores ({listed}); {_success_hint()}",
-            )
-        called = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "abs"
-        constant = isinstance(node, ast.Constant) and isinstance(node.value, int | float)
-        if not isinstance(node, SUCCESS_NODES) or (isinstance(node, ast.Call) and not called):
-            raise field_error(
-                src,
-                "sweep.success",
-                # An operator node (`>>`) unparses to nothing: name its kind instead.
-                f"uses `{ast.unparse(node) or type(node).__name__}` in `{b.success}`; {_success_hint()}",
-            )
-        if isinstance(node, ast.Constant) and not constant:
-            raise field_error(src, "sweep.success", f"compares with `{node.value!r}`; {_success_hint()}")
-    names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id != "abs"})
-    try:
-        population.success_mask(pd.DataFrame({n: [0.0] for n in names}), b.success)
-    except Exception as err:  # pandas raises many kinds here; all mean the expression is bad
-        raise field_error(src, "sweep.success", f"cannot be evaluated ({err}); {_success_hint()}") from None
-
-
-def _success_hint() -> str:
-    return (
-        "expected comparisons of score names, joined with `and`/`or`/`not`, with numbers, arithmetic "
-        f"and `abs(...)`, e.g. `{SUCCESS_EXAMPLE}`"
-    )
+    problem = population.success_problem(b.success, scores)
+    if problem:
+        raise field_error(src, "sweep.success", problem)
 
 
 def _check_search(spec: SweepSpec) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+import yaml
 from fixtures_results import write_sweep
 
 from latent_sweep.cli import main
@@ -218,3 +219,56 @@ def test_a_continuous_by_is_cut_into_quantile_bins(tmp_path, capsys):
     assert stats["hue_corr_mean"].tolist() == pytest.approx([0.65, 1.85])  # 0.1…1.2 and 1.3…2.4
     code, out, _ = compare(capsys, root, "--by", by, "--bins", "0", "--scores", "hue_corr", "--format", "csv")
     assert len(pd.read_csv(io.StringIO(out))) == 24
+
+
+def test_success_is_a_count_with_an_exact_interval_and_diverged_members_fail(tmp_path, capsys):
+    # soft beats 0.9 on seeds 0, 1, 4 and 7 of its eleven members, hard on none of its eleven
+    rows = [member("h", "hard", 1.0, s, 0.9, HARD_ANCHOR[s]) for s in range(10)]
+    rows += [member("s", "soft", 1.0, s, 0.9 + HUE_DIFF[s], SOFT_ANCHOR[s]) for s in range(10)]
+    rows += [member("s", "soft", 1.0, 10, 0.5, 0.5), member("x", "hard", 2.0, 3, 0.1, 0.9)]
+    for row in rows:
+        row["diverged_at"] = None
+    rows[-2].update(hue_corr=0.99, diverged_at=70)  # its last scores pass, but it diverged
+    root = write_sweep(tmp_path / "success", rows, SPACE)
+    code, out, _ = compare(capsys, root, "--by", "labels.mode", "--scores", "hue_corr",
+                           "--success", "hue_corr > 0.9", "--format", "csv")  # fmt: skip
+    table = pd.read_csv(io.StringIO(out)).set_index("config.labels.mode")
+    assert code == 0
+    assert table["count"].tolist() == [11, 11] and table["success_k"].tolist() == [0, 4]
+    assert table.loc["soft", "success_mean"] == pytest.approx(4 / 11)
+    # Clopper–Pearson by its definitions: 0/n reaches up to 1 − (α/2)^(1/n); k/n is bounded
+    # by beta quantiles.
+    assert table.loc["hard", ["success_ci_low", "success_ci_high"]].tolist() == pytest.approx(
+        [0.0, 1 - 0.025 ** (1 / 11)]
+    )
+    assert table.loc["soft", ["success_ci_low", "success_ci_high"]].tolist() == pytest.approx(
+        [scipy.stats.beta.ppf(0.025, 4, 8), scipy.stats.beta.ppf(0.975, 5, 7)]
+    )
+    code, out, _ = compare(capsys, root, "--by", "labels.mode", "--scores", "hue_corr",
+                           "--success", "hue_corr > 0.9")  # fmt: skip
+    assert "0/11 = 0 [0, 0.2849]" in out and "4/11 = 0.3636 [0.1093, 0.6921]" in out
+    assert "success: hue_corr > 0.9 (a diverged member fails)" in out
+
+
+def test_success_pairs_count_discordant_members_and_default_to_the_sweeps_own(tmp_path, capsys):
+    rows = [member("h", "hard", 1.0, s, 0.9, HARD_ANCHOR[s]) for s in range(10)]
+    rows += [member("s", "soft", 1.0, s, 0.9 + HUE_DIFF[s], SOFT_ANCHOR[s]) for s in range(10)]
+    root = write_sweep(tmp_path / "own", rows, SPACE)
+    spec = yaml.safe_load((root / "sweep.yaml").read_text())
+    spec["sweep"]["success"] = "hue_corr > 0.9"
+    (root / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    code, out, _ = compare(capsys, root, "--by", "labels.mode", "--paired", "--scores", "hue_corr",
+                           "--format", "csv")  # fmt: skip
+    table = pd.read_csv(io.StringIO(out)).set_index("score")
+    assert code == 0
+    assert table.loc["success", ["pairs", "wins", "losses", "ties"]].tolist() == [10, 4, 0, 6]
+
+
+def test_a_bad_success_expression_is_one_line(soft_hard, capsys):
+    code, out, err = compare(capsys, soft_hard, "--by", "labels.mode", "--success", "hue_cor > 0.9")
+    assert code == 2 and out == ""
+    assert err.startswith(
+        "error: --success names `hue_cor`, which is not a score of this sweep's trials; the expression "
+        "is evaluated on each member's final scores (hue_corr, anchor_error_red); expected comparisons"
+    )
+    assert len(err.strip().splitlines()) == 1
