@@ -6,6 +6,9 @@ file can be damaged after it was written. Before Ray starts, `resume` checks:
 
 * Ray's experiment state (`tuner.pkl`, the newest `experiment_state-*.json` and the search
   algorithm's state files): damaged, the sweep cannot be resumed; a UserError names the file.
+* The Optuna journal (`optuna.log`): a last record cut off mid-write is dropped (Optuna would
+  append the next record to it and could not read the file again); a damaged earlier record is
+  a UserError naming the file and line.
 * `trials.parquet`: derived from the trials, so a damaged one is removed and written anew at the end.
 * Each trial's `history/` and `evals/` parts and checkpoints. A damaged part is dropped with every
   part after it, and the trial continues from its newest whole checkpoint from before the part
@@ -55,6 +58,31 @@ def check_experiment_state(path: Path) -> None:
                 f"lists them. Restore the file from a backup, or run the sweep anew into another directory "
                 f"(`latent-sweep run SWEEP --name NEW`)"
             ) from None
+
+
+def check_journal(path: Path) -> None:
+    """The Optuna journal of an `search: optuna` sweep (see the module doc)."""
+    from latent_sweep.sweep_search import JOURNAL_FILE
+
+    journal = path / JOURNAL_FILE
+    if not journal.exists():
+        return
+    data = journal.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]  # the records Optuna finished writing
+    for number, line in enumerate(whole.splitlines(), start=1):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise UserError(
+                f"{journal}: line {number} is not an Optuna journal record, so the sweep's study cannot "
+                f"be restored; the trials' own files are not affected: `latent-sweep table {path}` lists "
+                f"them. Restore the file from a backup, or run the sweep anew into another directory "
+                f"(`latent-sweep run SWEEP --name NEW`)"
+            ) from None
+    if len(whole) < len(data):
+        with journal.open("r+b") as f:
+            f.truncate(len(whole))
+        print(f"{journal}: dropped its last record, cut off after {len(data) - len(whole)} bytes", flush=True)
 
 
 @dataclass
@@ -168,6 +196,7 @@ class _FromState:
 def prepare_resume(path: Path, cpus: float, success: str | None) -> None:
     """`resume`'s checks of a local results directory before Ray starts (see the module doc)."""
     check_experiment_state(path)
+    check_journal(path)
     for trial_dir, plan in check_trials(path, _statuses(path)):
         rebuild(trial_dir, plan, cpus, success)
         print(f"rebuilt {trial_dir.name}", flush=True)

@@ -8,11 +8,15 @@ import os
 import signal
 import subprocess
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from test_sweep_run import _descendants, _wait_for_exit, assert_complete_histories, run, start_run, tiny_sweep
 
 from latent_sweep.lock import LOCK_FILE
+from latent_sweep.sweep_search import JOURNAL_FILE
 
 SPACE = {
     "schedule.keyframes[@5000].reg-polar": {"loguniform": [0.001, 0.03]},
@@ -52,7 +56,15 @@ def test_a_killed_optuna_sweep_resumes_to_num_samples_distinct_trials(tmp_path):
         proc.wait()
     _wait_for_exit(tree)
     assert (results / LOCK_FILE).exists()
+    # A kill in the middle of Optuna's write leaves a record cut off; resume drops it.
+    journal = results / JOURNAL_FILE
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code":5,"worker_id":"w","trial_')
     assert run("resume", results) == 0
+    assert journal.read_bytes().startswith(whole) and journal.read_bytes().endswith(b"\n")
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name="killed", storage=storage)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4
     trials = pd.read_parquet(results / "trials.parquet")
     assert trials["trial_id"].nunique() == 4 and len(trials) == 8  # 4 population trials of 2 seeds
     assert set(trials["status"]) == {"TERMINATED"} and set(trials["steps"]) == {200}
