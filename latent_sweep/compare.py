@@ -310,7 +310,7 @@ def table_command(
         raise UserError("--format parquet writes a binary file: give --out FILE, e.g. --out trials.parquet")
     df, sweeps = load_sweeps(results_dirs)
     shown = select_trials(mark_front(df, sweeps), sweeps, where=where, sort=sort, top=top, columns=columns)
-    emit(shown, fmt, None if out is None else str(out), title=", ".join(str(s.path) for s in sweeps))
+    emit(shown, fmt, None if out is None else str(out), title=", ".join(s.label for s in sweeps))
     return 0
 
 
@@ -373,7 +373,7 @@ def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) ->
         if len(own) != 1 or None in own:
             return df, ""
         (expr,) = own
-        option = f"`sweep.success` of {', '.join(str(s.path) for s in sweeps)}"
+        option = f"`sweep.success` of {', '.join(s.label for s in sweeps)}"
     if SUCCESS in df.columns:
         raise UserError(f"{option}: the trials already have a `{SUCCESS}` column, which it would replace")
     problem = population.success_problem(expr, score_columns(df))

@@ -58,7 +58,7 @@ def param_importance(*dirs: str | Path, score: str | None = None) -> pd.DataFram
 
 def configs_of(df: pd.DataFrame, sweeps: Sequence[Sweep], score: str | None) -> Configs:
     """Group member rows into configs (see the module doc); errors say what is missing."""
-    where = ", ".join(f"`{s.path}`" for s in sweeps)
+    where = ", ".join(f"`{s.label}`" for s in sweeps)
     if score is None:
         metric = sweeps[0].metric if sweeps[0].metric in df.columns else None
         score = metric or next(iter(key_scores(df, sweeps)), None)

@@ -23,7 +23,7 @@ Directories may be URIs (s3://, gs://, file://): `latent_sweep.remote` mirrors t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +52,17 @@ class Sweep:
     """What `sweep.yaml` says about a sweep: its sampled config paths and key metric, as a
     column of member rows (see `_read_sweep`)."""
 
-    path: Path
+    path: Path  # where its files are read: the directory, or a URI's local mirror
     params: tuple[str, ...]  # config paths, without the `config.` prefix
     metric: str | None
     mode: str | None  # "max" | "min"
     objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) of each objective `sweep.metric` lists
     success: str | None = None  # `sweep.success`
+    source: str = ""  # the directory or URI as the user named it, for titles and messages
+
+    @property
+    def label(self) -> str:
+        return self.source or str(self.path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -104,12 +109,12 @@ def load_sweeps(dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[Sweep]]:
     for d in dirs:
         frame, sweep = _load_sweep(local_dir(d))
         frames.append(frame)
-        sweeps.append(sweep)
+        sweeps.append(replace(sweep, source=str(d)))
     if len(frames) == 1:
         return frames[0], sweeps
     names = [s.path.name for s in sweeps]
     if len(set(names)) < len(names):  # same name in different places: keep them apart
-        names = [str(s.path) for s in sweeps]
+        names = [s.label for s in sweeps]
     for frame, name in zip(frames, names, strict=True):
         frame.insert(0, "sweep", name)
     return pd.concat(frames, ignore_index=True), sweeps

@@ -54,6 +54,14 @@ def test_table_compare_and_importance_read_file_uris_as_local_paths(sweeps, caps
     assert uris == local
 
 
+def test_a_uri_is_named_as_given_not_by_its_mirror(sweeps, capsys, tmp_path):
+    alpha, _ = sweeps
+    code, out, _ = run(capsys, "table", alpha.as_uri())
+    assert code == 0
+    assert out.splitlines()[0].strip() == alpha.as_uri()  # the table's title
+    assert str(tmp_path / "cache") not in out
+
+
 def test_plot_reads_a_file_uri(sweeps, capsys, tmp_path, monkeypatch):
     alpha, _ = sweeps
     monkeypatch.chdir(tmp_path)  # a URI's plots go to ./plots/ by default, not into the mirror
