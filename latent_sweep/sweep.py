@@ -18,6 +18,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs
 import yaml
@@ -237,23 +238,40 @@ def _no_trial_tracebacks(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Trial task failed")
 
 
+# Progress is ours: Ray's new output engine prints its tables even at verbose=0, and its
+# "experiment state snapshotting" hint is noise for short checkpoint intervals. The result files
+# and trackers are `trackers.callbacks`: TensorBoard's only when asked for. Set for the sweep
+# only (a user's own value wins), and put back after it: `run_sweep` runs in users' processes.
+RAY_SETTINGS = {
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
+
+
 class _ray:
     """Connect to `address`, or start local Ray in-process; reuse a Ray this process already runs."""
 
     def __init__(self, address: str | None) -> None:
         self.address = address
         self.started = False
+        self.unset = [name for name in RAY_SETTINGS if name not in os.environ]
+        self.log = logging.getLogger("ray.tune.execution.tune_controller")
 
     def __enter__(self) -> _ray:
         import ray
 
-        # Progress is ours: Ray's new output engine prints its tables even at verbose=0, and its
-        # "experiment state snapshotting" hint is noise for short checkpoint intervals.
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        # The result files and trackers are `trackers.callbacks`: TensorBoard's only when asked for.
-        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-        logging.getLogger("ray.tune.execution.tune_controller").addFilter(_no_trial_tracebacks)
+        for name in self.unset:
+            os.environ[name] = RAY_SETTINGS[name]
+        self.log.addFilter(_no_trial_tracebacks)
+        try:
+            self._connect(ray)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _connect(self, ray: Any) -> None:
         if not ray.is_initialized():
             ray.init(
                 # "local": always a fresh instance; None would join a `ray start` cluster if one runs.
@@ -263,13 +281,17 @@ class _ray:
                 logging_level=logging.WARNING,
             )
             self.started = True
-        return self
 
     def __exit__(self, *exc) -> None:
         import ray
 
-        if self.started:
-            ray.shutdown()
+        try:
+            if self.started:
+                ray.shutdown()
+        finally:
+            for name in self.unset:
+                os.environ.pop(name, None)
+            self.log.removeFilter(_no_trial_tracebacks)
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

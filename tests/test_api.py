@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -70,8 +71,10 @@ def test_run_sweep_and_resume_sweep_return_the_trials_table(tmp_path, capsys):
         "space": {"schedule.scale.reg-separate": {"uniform": [0.5, 2.0]}},
     }
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    environment = dict(os.environ)
     try:
         trials = ls.run_sweep(raw, storage=str(tmp_path), num_samples=2, overrides={"sweep.seeds": 2})
+        assert dict(os.environ) == environment  # Ray's settings for the sweep are put back
         results = tmp_path / "api"
         assert "sweep api: 2 sampled configs × 2 seeds" in capsys.readouterr().out
         assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
