@@ -116,6 +116,7 @@ def neighbor_scores_members(
     device: str | torch.device | None = None,
     chunk_size: int | None = None,
     member_chunk: int | None = None,
+    cache: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """`neighbor_scores(X, Z[m], ks, ...)` for every member m at once: float64 arrays of shape (K,).
 
@@ -123,6 +124,8 @@ def neighbor_scores_members(
     Computes on `device` (default: Z's, else X's) and copies to the host once, at the end.
     `chunk_size` (rows) and `member_chunk` (members per block) default to what fits the memory
     budget. A diverged member (any non-finite coordinate) scores NaN; the others are unaffected.
+    `cache`, an empty dict kept by the caller, holds X's distances and ranks for the next call
+    with the same X (a trial's fixed evaluation set); the scores do not change.
     """
     dev = _resolve_device(device, Z, X)
     x = _points(X, "X", dev)
@@ -140,7 +143,15 @@ def neighbor_scores_members(
     chunk = _chunk_rows(chunk_size, n, dev)
     step = None if member_chunk is None else int(member_chunk)
     sums = _scan(
-        _centered(x), z, sizes, chunk, member_chunk=step, continuity=True, labels=y, temperature=temperature
+        _centered(x),
+        z,
+        sizes,
+        chunk,
+        member_chunk=step,
+        continuity=True,
+        labels=y,
+        temperature=temperature,
+        cache=cache,
     )
     table = _score_table(sums, n, sizes, accuracy=y is not None)
     values = torch.stack(list(table.values())).masked_fill_(~finite, torch.nan).cpu().numpy()

@@ -380,3 +380,25 @@ def test_member_errors():
     x[0, 0] = np.nan
     with _raises("`X` must hold only finite values, but got 1 NaN or infinite entries"):
         neighbor_scores_members(x, z, [3])
+
+
+def test_a_cache_of_x_gives_the_same_scores_and_respects_its_budget(monkeypatch):
+    # A trial's evaluation set is fixed: its distances and ranks are reused, the scores unchanged.
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(300, 3, generator=gen)
+    cache: dict = {}
+    for _ in range(2):  # two evaluations of different embeddings
+        z = torch.randn(3, 300, 2, generator=gen)
+        fresh = neighbor_scores_members(x, z, [5, 10])
+        assert_equal_scores(neighbor_scores_members(x, z, [5, 10], cache=cache), fresh)
+        assert cache  # filled on the first call, read on the second
+    monkeypatch.setattr(neighbors_members, "_X_CACHE_BUDGET", 0)
+    small: dict = {}
+    neighbor_scores_members(x, z, [5, 10], cache=small)
+    assert small == {}
+
+
+def assert_equal_scores(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])

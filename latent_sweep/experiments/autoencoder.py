@@ -222,6 +222,7 @@ class Autoencoders:
         self.actions = members.timelines[0].actions
         self.objective = loop.compiled(self._objective, cfg.compile)
         self.recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents [K, 6, E]
+        self.grid_neighbors: dict = {}  # the evaluation grid's own neighbor data, computed once
 
     @torch.no_grad()
     def act(self, step: int) -> None:
@@ -281,7 +282,8 @@ class Autoencoders:
                             model.encode(ref), term.point
                         )
         # Neighbor preservation between input colors and their latents on the evaluation grid.
-        result.update(neighbor_scores_members(data.grid_t, z, cfg.scores.neighbors_k))
+        ks = cfg.scores.neighbors_k
+        result.update(neighbor_scores_members(data.grid_t, z, ks, cache=self.grid_neighbors))
         return result
 
     @torch.no_grad()

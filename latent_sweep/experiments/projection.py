@@ -220,6 +220,7 @@ class Projectors:
         cfg: ProjectionConfig = members.cfg
         self.cfg, total = cfg, members.total
         inputs, self.ev = load_inputs(cfg, device)
+        self.scored_neighbors: dict = {}  # the scored points' own neighbor data, computed once
         self.inputs = inputs
         x = torch.tensor(inputs.features, dtype=torch.float32, device=device)
         self.knn = knn_graph(x, cfg.knn.k_neighbors, cfg.knn.metric)
@@ -262,6 +263,7 @@ class Projectors:
             labels=ev.labels,
             temperature=self.cfg.scores.temperature,
             device=y.device,
+            cache=self.scored_neighbors,
         )
         if ev.hue_rows is not None:
             # Angles about the hues' own centroid: a projection has no meaningful origin.
