@@ -366,19 +366,21 @@ def compare_command(
 
 def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) -> tuple[pd.DataFrame, str]:
     """The rows with a 0/1 `success` column for `expr` (default: the sweeps' shared
-    `sweep.success`; none, no column) and a note saying which expression counted."""
-    option = "--success"
-    if expr is None:
+    `sweep.success`, when their scores can answer it; else no column) and a note saying which
+    expression counted. A member without scores (an errored trial's) fails too."""
+    asked = expr is not None
+    if not asked:
         own = {s.success for s in sweeps}
         if len(own) != 1 or None in own:
             return df, ""
         (expr,) = own
-        option = f"`sweep.success` of {', '.join(s.label for s in sweeps)}"
-    if SUCCESS in df.columns:
-        raise UserError(f"{option}: the trials already have a `{SUCCESS}` column, which it would replace")
     problem = population.success_problem(expr, score_columns(df))
+    if SUCCESS in df.columns:
+        problem = f"would replace the trials' own `{SUCCESS}` column"
+    if problem and not asked:  # the sweeps' own applies where their scores can answer it
+        return df, ""
     if problem:
-        raise UserError(f"{option} {problem}")
+        raise UserError(f"--success {problem}")
     ok = population.success_mask(df, expr)
     if "diverged_at" in df:  # as `success_rate` counts: a diverged member fails
         ok = ok & df["diverged_at"].isna().to_numpy()

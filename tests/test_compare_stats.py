@@ -262,6 +262,11 @@ def test_success_pairs_count_discordant_members_and_default_to_the_sweeps_own(tm
     table = pd.read_csv(io.StringIO(out)).set_index("score")
     assert code == 0
     assert table.loc["success", ["pairs", "wins", "losses", "ties"]].tolist() == [10, 4, 0, 6]
+    # A sweep's own expression over scores these rows lack is not counted, and not an error.
+    spec["sweep"]["success"] = "hue_order == 1"
+    (root / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    code, out, _ = compare(capsys, root, "--by", "labels.mode", "--scores", "hue_corr", "--format", "csv")
+    assert code == 0 and "success" not in out
 
 
 def test_a_bad_success_expression_is_one_line(soft_hard, capsys):
