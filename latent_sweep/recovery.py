@@ -61,7 +61,7 @@ def check_experiment_state(path: Path) -> None:
 
 
 def check_journal(path: Path) -> None:
-    """The Optuna journal of an `search: optuna` sweep (see the module doc)."""
+    """The Optuna journal of a `search: optuna` sweep (see the module doc)."""
     from latent_sweep.sweep_search import JOURNAL_FILE
 
     journal = path / JOURNAL_FILE
