@@ -118,13 +118,15 @@ class Batches:
         data, u = self.data, self.streams.at(step)
         idx = self.pick(step, u["pick"])
         if idx is None:  # the six primaries, all of them, every step
-            x, probs = data.primaries.expand(self.k, -1, -1), data.primary_probs.expand(self.k, -1, -1)
+            x = data.primaries.expand(self.k, -1, -1)
         else:
-            flat = idx.flatten()
-            x = data.train.index_select(0, flat).view(*idx.shape, 3)
-            probs = data.label_probs.index_select(0, flat).view(*idx.shape, -1) if self.labelled else None
+            x = data.train.index_select(0, idx.flatten()).view(*idx.shape, 3)
         if not self.labelled:
             return x, None
+        if idx is None:
+            probs = data.primary_probs.expand(self.k, -1, -1)
+        else:
+            probs = data.label_probs.index_select(0, idx.flatten()).view(*idx.shape, -1)
         if self.hard:  # fresh 0/1 labels every batch
             probs = (u["labels"][:, : probs.shape[1]] < probs).float()
         return x, probs
