@@ -14,27 +14,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_sweep import timed_run  # this directory is on the path when a bench script runs
 
 SCORES = ("hue_corr", "hue_order", "hue_winding", "recon_mse")
 
 
 def run(sweep: str, storage: str, name: str, *overrides: str) -> tuple[float, pd.DataFrame]:
     """Wall time of one `latent-sweep run` and its members' final scores, by seed."""
-    cmd = [sys.executable, "-m", "latent_sweep", "run", sweep, "--storage", storage, "--name", name]
-    for override in overrides:
-        cmd += ["--set", override]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    trials = pd.read_parquet(Path(storage, name, "trials.parquet"))
+    wall, results = timed_run(sweep, storage, name, *overrides)
+    trials = pd.read_parquet(results / "trials.parquet")
     return wall, trials.set_index("seed").sort_index()[list(SCORES)]
 
 

@@ -25,6 +25,16 @@ import pandas as pd
 from latent_sweep.history import read_table
 
 
+def timed_run(sweep: str, storage: str, name: str, *overrides: str) -> tuple[float, Path]:
+    """`latent-sweep run SWEEP` in a fresh process (`--set` each override): wall time, results."""
+    cmd = [sys.executable, "-m", "latent_sweep", "run", sweep, "--storage", storage, "--name", name]
+    for override in overrides:
+        cmd += ["--set", override]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start, Path(storage, name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", default="sweeps/quick.yaml")
@@ -32,11 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as storage:
-        cmd = [sys.executable, "-m", "latent_sweep", "run", args.sweep, "--storage", storage, "--name", "b"]
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - start
-        results = Path(storage, "b")
+        wall, results = timed_run(args.sweep, storage, "b")
         # One row per member: a trial's times once.
         trials = pd.read_parquet(results / "trials.parquet").drop_duplicates("trial_id")
         loop = [read_table(results / d / "history")["wall_time"].iloc[-1] for d in trials["trial_dir"]]
