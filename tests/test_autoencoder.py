@@ -172,3 +172,22 @@ def test_curriculum_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
     raw = short_curriculum(199, 0.8)
     raw.update(eval_every=50, checkpoint_every=100, seed=3, members=[{"seed": 3}, {"seed": 4}])
     assert_crash_resume_matches(raw, tmp_path)
+
+
+def test_members_sharing_a_data_fraction_sample_by_the_weights_of_members_that_do_not():
+    # Shared fractions build one row of sampling weights, differing ones a row per member:
+    # the rows must be the same numbers for the same fraction, or a member's batches would
+    # depend on its neighbours.
+    import torch
+
+    from latent_sweep.experiments.autoencoder import Autoencoders
+    from latent_sweep.experiments.loop import build_members
+
+    raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
+    shared = build_members({**raw, "members": [{"seed": 0}, {"seed": 1}]})
+    mixed = build_members({**raw, "members": [{"seed": 0}, {"seed": 1, "schedule.scale.data-fraction": 0.5}]})
+    for step in (6000, 12000):
+        one = Autoencoders(shared, torch.device("cpu")).batches.weights_cdf(step)
+        rows = Autoencoders(mixed, torch.device("cpu")).batches.weights_cdf(step)
+        assert one.shape == (3600,) and rows.shape == (2, 3600)
+        assert torch.equal(rows[0], one) and not torch.equal(rows[1], one)

@@ -150,9 +150,11 @@ class Batches:
             return self.cdf
         row = self.fraction_rows[step]
         if self.built_for is None or not np.array_equal(row, self.built_for):
-            in_low, out_low = colors.fraction_levels(self.fractions.at(step).unsqueeze(1))  # [K, 1]
-            w = colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias
+            # Members that share their fractions share one row: [1, n], not K copies of it.
             same = self.fractions.index is None
+            fractions = self.fractions.values[step] if same else self.fractions.at(step)
+            in_low, out_low = colors.fraction_levels(fractions.unsqueeze(1))  # [1 or K, 1]
+            w = colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias
             self.cdf = torch.cumsum(w[0] if same else w, -1)
             self.built_for = row
         return self.cdf
