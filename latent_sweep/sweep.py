@@ -249,6 +249,10 @@ RAY_SETTINGS = {
 }
 
 
+def _no_callback_telemetry(callbacks: Any) -> bool:
+    return False
+
+
 class _ray:
     """Connect to `address`, or start local Ray in-process; reuse a Ray this process already runs."""
 
@@ -257,6 +261,13 @@ class _ray:
         self.started = False
         self.unset = [name for name in RAY_SETTINGS if name not in os.environ]
         self.log = logging.getLogger("ray.tune.execution.tune_controller")
+        # Tune's usage telemetry imports every tracker integration Ray ships, only to name the
+        # callbacks a sweep passes: ~1 s per sweep (MLflow's import alone). It is a private
+        # hook, so it is skipped only where it exists, for the sweep only.
+        from ray.air._internal import usage
+
+        self.usage = usage
+        self.tag_callbacks = getattr(usage, "tag_callbacks", None)
 
     def __enter__(self) -> _ray:
         import ray
@@ -264,6 +275,8 @@ class _ray:
         for name in self.unset:
             os.environ[name] = RAY_SETTINGS[name]
         self.log.addFilter(_no_trial_tracebacks)
+        if self.tag_callbacks is not None:
+            self.usage.tag_callbacks = _no_callback_telemetry
         try:
             self._connect(ray)
         except BaseException:
@@ -292,6 +305,8 @@ class _ray:
             for name in self.unset:
                 os.environ.pop(name, None)
             self.log.removeFilter(_no_trial_tracebacks)
+            if self.tag_callbacks is not None:
+                self.usage.tag_callbacks = self.tag_callbacks
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import latent_sweep as ls
-from latent_sweep import cli, config
+from latent_sweep import cli, config, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,11 +70,16 @@ def test_run_sweep_and_resume_sweep_return_the_trials_table(tmp_path, capsys):
         "search_seed": 3,
         "space": {"schedule.scale.reg-separate": {"uniform": [0.5, 2.0]}},
     }
+    from ray.air._internal import usage
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    environment = dict(os.environ)
+    environment, tag_callbacks = dict(os.environ), usage.tag_callbacks
     try:
+        with sweep._ray(None):  # Ray runs already: nothing is started
+            assert usage.tag_callbacks is sweep._no_callback_telemetry
         trials = ls.run_sweep(raw, storage=str(tmp_path), num_samples=2, overrides={"sweep.seeds": 2})
         assert dict(os.environ) == environment  # Ray's settings for the sweep are put back
+        assert usage.tag_callbacks is tag_callbacks  # and so is its telemetry hook
         results = tmp_path / "api"
         assert "sweep api: 2 sampled configs × 2 seeds" in capsys.readouterr().out
         assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
