@@ -264,8 +264,10 @@ class _ray:
         # Tune's usage telemetry imports every tracker integration Ray ships, only to name the
         # callbacks a sweep passes: ~1 s per sweep (MLflow's import alone). It is a private
         # hook, so it is skipped only where it exists, for the sweep only.
-        from ray.air._internal import usage
-
+        try:
+            from ray.air._internal import usage
+        except ImportError:
+            usage = None
         self.usage = usage
         self.tag_callbacks = getattr(usage, "tag_callbacks", None)
 
