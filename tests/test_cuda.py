@@ -61,7 +61,8 @@ def test_a_projection_population_on_cuda(tmp_path):
 
 
 def test_a_sweep_trial_with_a_gpu_share_runs_on_cuda(tmp_path):
-    import ray
+    # An offline GPU image may lack Ray (its wheel is ~80 MB): the other CUDA tests still run.
+    ray = pytest.importorskip("ray", reason="the sweep test needs Ray installed")
     import yaml
     from conftest import ROOT
 
