@@ -374,9 +374,10 @@ def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) ->
         if len(own) != 1 or None in own:
             return df, ""
         (expr,) = own
-    problem = population.success_problem(expr, score_columns(df))
     if SUCCESS in df.columns:
         problem = f"would replace the trials' own `{SUCCESS}` column"
+    else:
+        problem = population.success_problem(expr, score_columns(df))
     if problem and not asked:  # the sweeps' own applies where their scores can answer it
         return df, ""
     if problem:

@@ -108,7 +108,7 @@ class Batches:
             self.fractions = members.curves(lambda c, t: t.dense(prop, total, math.nan), device)
             self.fraction_rows = self.fractions.values.cpu().numpy()  # [total, D], for host checks
         self.built_for: np.ndarray | None = None  # the fractions `cdf` was built for
-        self.cdf = torch.cumsum(data.bias, 0)  # [n], or [K, n] once members' fractions differ
+        self.cdf = torch.cumsum(data.bias, 0)  # [n], or [K, n] once members' configs' fractions differ
         self.k = len(members)
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -117,16 +117,17 @@ class Batches:
         stream does not depend on whether labels exist)."""
         data, u = self.data, self.streams.at(step)
         idx = self.pick(step, u["pick"])
-        if idx is None:  # the six primaries, all of them, every step
+        flat = None if idx is None else idx.flatten()
+        if flat is None:  # the six primaries, all of them, every step
             x = data.primaries.expand(self.k, -1, -1)
         else:
-            x = data.train.index_select(0, idx.flatten()).view(*idx.shape, 3)
+            x = data.train.index_select(0, flat).view(*idx.shape, 3)
         if not self.labelled:
             return x, None
-        if idx is None:
+        if flat is None:
             probs = data.primary_probs.expand(self.k, -1, -1)
         else:
-            probs = data.label_probs.index_select(0, idx.flatten()).view(*idx.shape, -1)
+            probs = data.label_probs.index_select(0, flat).view(*idx.shape, -1)
         if self.hard:  # fresh 0/1 labels every batch
             probs = (u["labels"][:, : probs.shape[1]] < probs).float()
         return x, probs
@@ -150,12 +151,11 @@ class Batches:
             return self.cdf
         row = self.fraction_rows[step]
         if self.built_for is None or not np.array_equal(row, self.built_for):
-            # Members that share their fractions share one row: [1, n], not K copies of it.
-            same = self.fractions.index is None
-            fractions = self.fractions.values[step] if same else self.fractions.at(step)
-            in_low, out_low = colors.fraction_levels(fractions.unsqueeze(1))  # [1 or K, 1]
-            w = colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias
-            self.cdf = torch.cumsum(w[0] if same else w, -1)
+            # A row per distinct config [D, n], not per member: members share their config's.
+            in_low, out_low = colors.fraction_levels(self.fractions.values[step].unsqueeze(1))  # [D, 1]
+            cdf = torch.cumsum(colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias, -1)
+            index = self.fractions.index  # None when all members share one config (D = 1)
+            self.cdf = cdf[0] if index is None else cdf.index_select(0, index)
             self.built_for = row
         return self.cdf
 
