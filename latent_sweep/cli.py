@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
-            help=help_text,
+            # argparse %-formats a help string (for `%(default)s`), not a raw description.
+            help=help_text.replace("%", "%%"),
             description=help_text,
             epilog=EXAMPLES[name],
             formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from latent_sweep import population
+from latent_sweep.columns import config_column, query_columns
 from latent_sweep.errors import UserError
 from latent_sweep.results import META_COLUMNS, Sweep, load_sweeps, lower_is_better, nunique, row_labels
 from latent_sweep.stats import binomial_ci, bootstrap_ci, pair_groups, paired_stats
@@ -74,11 +75,17 @@ def default_columns(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
     return [c for c in dict.fromkeys(wanted) if c in df.columns]
 
 
-def resolve_column(df: pd.DataFrame, name: str, option: str, scores_only: bool = False) -> str:
-    """A column by its name, or a config path without the `config.` prefix."""
+def resolve_column(
+    df: pd.DataFrame, name: str, option: str, scores_only: bool = False, sweeps: Sequence[Sweep] = ()
+) -> str:
+    """A column by its name, or a config path without the `config.` prefix; a keyframe in any
+    form a path may address it (`[@5000]`, `[5]`, `[5@5000]`) in the `sweeps`' schedules."""
     for candidate in (name, f"config.{name}"):
         if candidate in df.columns and (not scores_only or candidate in score_columns(df)):
             return candidate
+    schedules = [s.keyframes for s in sweeps]
+    if not scores_only and (column := config_column(name, df.columns, schedules, option)):
+        return column
     scores = score_columns(df)
     names = scores if scores_only else [*df.columns, *(c.removeprefix("config.") for c in df.columns)]
     close = difflib.get_close_matches(name, names)
@@ -100,7 +107,7 @@ def resolve_column(df: pd.DataFrame, name: str, option: str, scores_only: bool =
 def sort_trials(df: pd.DataFrame, key: str, sweeps: Sequence[Sweep]) -> pd.DataFrame:
     """Best first (see the module doc); `key` may end in `:max` or `:min`."""
     name, _, sense = key.partition(":")
-    column = resolve_column(df, name, "--sort")
+    column = resolve_column(df, name, "--sort", sweeps=sweeps)
     if sense and sense not in ("max", "min"):
         raise UserError(f"--sort `{key}`: the direction after `:` must be max or min, but got `{sense}`")
     ascending = sense == "min" if sense else minimize(column, sweeps)
@@ -114,9 +121,10 @@ def minimize(column: str, sweeps: Sequence[Sweep]) -> bool:
     return modes == {"min"} if modes else lower_is_better(base)
 
 
-def filter_trials(df: pd.DataFrame, expr: str) -> pd.DataFrame:
+def filter_trials(df: pd.DataFrame, expr: str, sweeps: Sequence[Sweep]) -> pd.DataFrame:
+    query = query_columns(expr, df.columns, [s.keyframes for s in sweeps], "--where")
     try:
-        return df.query(expr)
+        return df.query(query)
     except Exception as err:  # pandas raises many kinds here; all mean the expression is bad
         reason = " ".join(str(err).split()) or type(err).__name__
         raise UserError(f"bad --where expression `{expr}`: {reason}; {WHERE_HINT}") from None
@@ -134,7 +142,7 @@ def select_trials(
     """The `table` pipeline: filter, sort (best first by the metric by default), top N, columns
     (names, or comma-separated lists of names)."""
     if where:
-        df = filter_trials(df, where)
+        df = filter_trials(df, where, sweeps)
     sort = sort or next((s.metric for s in sweeps if s.metric in df.columns), None)
     if sort:
         df = sort_trials(df, sort, sweeps)
@@ -143,7 +151,7 @@ def select_trials(
             raise UserError(f"--top must be at least 1, but got {top}")
         df = df.head(top)
     names = [n for item in columns or [] for n in item.split(",") if n]
-    chosen = [resolve_column(df, n, "--columns") for n in names] or default_columns(df, sweeps)
+    chosen = [resolve_column(df, n, "--columns", sweeps=sweeps) for n in names] or default_columns(df, sweeps)
     return df[chosen].reset_index(drop=True)
 
 
@@ -328,7 +336,7 @@ def compare_command(
 ) -> int:
     """Group statistics (or with `paired`, paired comparisons against `baseline`) printed as `fmt`."""
     df, sweeps = load_sweeps(results_dirs)
-    by = resolve_column(df, by, "--by")
+    by = resolve_column(df, by, "--by", sweeps=sweeps)
     front = parse_pareto(pareto, df) if pareto else []
     names = scores or key_scores(df, sweeps)
     columns = [resolve_column(df, n, "--scores", scores_only=True) for n in names]

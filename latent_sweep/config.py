@@ -198,12 +198,14 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
         path, sep, text = item.partition("=")
         if not sep or not path:
             raise UserError(f"--set expects PATH=VALUE, e.g. `labels.mode=soft`, but got `{item}`")
+        parts = split_path(path)
         try:
-            value = yaml.safe_load(text) if text else ""
+            value, duplicate = _load_yaml(text, yaml.SafeLoader, parts) if text else ("", None)
         except yaml.YAMLError as err:
             why = " ".join(str(err).split())
             raise UserError(f"--set {path}: value `{text}` is not valid YAML ({why})") from None
-        split_path(path)
+        if duplicate:
+            raise _duplicate_error(f"--set {path}", duplicate, f" of the value `{text}`")
         out.append((path, value))
     return out
 
@@ -234,7 +236,8 @@ def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML with one trap closed: `+50` would silently load as the number 50."""
+    """YAML with one trap closed: `+50` would silently load as the number 50 (`_load_yaml`
+    closes the other: a key written twice would silently keep its last value)."""
 
 
 def _int(loader: _Loader, node: yaml.ScalarNode) -> int:
@@ -250,6 +253,68 @@ def _int(loader: _Loader, node: yaml.ScalarNode) -> int:
 _Loader.add_constructor("tag:yaml.org,2002:int", _int)
 
 
+Duplicate = tuple[str, list[int]]  # a key's path and the lines (1-based) that write it
+
+
+def _load_yaml(
+    text: str, loader_cls: type[yaml.SafeLoader], prefix: Sequence[Part] = ()
+) -> tuple[Any, Duplicate | None]:
+    """`yaml.load`, or the first key written twice in one mapping (YAML would keep the last
+    silently), its path starting with `prefix`. Checked on the node tree before construction:
+    lines are known there, and `<<` merges are not yet flattened into the mappings they merge into."""
+    loader = loader_cls(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        if duplicate := _duplicate_key(loader, node, list(prefix), set()):
+            return None, duplicate
+        return loader.construct_document(node), None
+    finally:
+        loader.dispose()
+
+
+def _duplicate_key(
+    loader: yaml.SafeLoader, node: yaml.Node, parts: list[Part], seen: set[int]
+) -> Duplicate | None:
+    if id(node) in seen:  # an alias: its anchor was checked already
+        return None
+    seen.add(id(node))
+    children: list[tuple[list[Part], yaml.Node]] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = [([*parts, i], item) for i, item in enumerate(node.value)]
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[Any, list[int]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` then `seed: 2` overrides by design
+                children.append((parts, value_node))
+            elif isinstance(key_node, yaml.ScalarNode):  # other keys are unhashable: YAML refuses them
+                key = loader.construct_object(key_node)  # as YAML compares them: `true` is `True`
+                lines.setdefault(key, []).append(key_node.start_mark.line + 1)
+                children.append(([*parts, str(key)], value_node))
+        for key, at in lines.items():
+            if len(at) > 1:
+                return join_path([*parts, str(key)]), at
+    for child_parts, child in children:
+        if found := _duplicate_key(loader, child, child_parts, seen):
+            return found
+    return None
+
+
+def _duplicate_error(where: str, duplicate: Duplicate, in_value: str = "") -> UserError:
+    key, lines = duplicate
+    times = "twice" if len(lines) == 2 else f"{len(lines)} times"
+    at = (
+        f"line {lines[0]}"
+        if len(set(lines)) == 1
+        else f"lines {', '.join(map(str, lines[:-1]))} and {lines[-1]}"
+    )
+    return UserError(
+        f"{where}: key `{key}` appears {times} ({at}{in_value}); YAML keeps only the last, so one of "
+        "them is a mistake: remove or rename one"
+    )
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -257,11 +322,13 @@ def read_yaml(path: str | Path) -> dict:
     except OSError as err:
         raise UserError(f"{path}: cannot read the file ({err.strerror})") from None
     try:
-        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+        raw, duplicate = _load_yaml(text, _Loader)
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     except UserError as err:
         raise UserError(f"{path}, {err}") from None
+    if duplicate:
+        raise _duplicate_error(str(path), duplicate)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of config keys at the top level, but got {raw!r:.60}")
     return raw

@@ -99,7 +99,9 @@ def configs_of(df: pd.DataFrame, sweeps: Sequence[Sweep], score: str | None) -> 
 
 
 def _leaf(sweep: Sweep, column: str) -> tuple[str, list] | None:
-    leaf = _space(sweep.path).get(column.removeprefix("config."))
+    # Space keys as written (a keyframe by STEP or by row) → their columns, as `Sweep.params`.
+    space = {sweep.keyframes.column(str(k)): v for k, v in _space(sweep.path).items()}
+    leaf = space.get(column.removeprefix("config."))
     if not isinstance(leaf, dict) or len(leaf) != 1:
         return None
     kind, args = next(iter(leaf.items()))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from latent_sweep import atomic, config, population
+from latent_sweep.columns import flatten
 from latent_sweep.errors import UserError
 
 
@@ -108,8 +109,6 @@ def claim_out_dir(out: Path, trial: dict) -> int | None:
     """Check that `out` can hold this trial: a new directory, or one holding this very config
     (then training continues: returns the step of its last checkpoint). A directory holding a
     trial of another config or seed is refused, before anything in it is touched."""
-    from latent_sweep.results import flatten
-
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; expected a directory for the trial")
     existing = out / "config.yaml"

@@ -103,7 +103,8 @@ def plot_importance(shares: pd.DataFrame, title: str = "") -> Figure:
 
 def plot_slices(configs: Configs, order: Sequence[str], title: str = "") -> Figure:
     """One panel per parameter (`order`: config columns): each config's mean score against the
-    parameter's value, error bars one standard deviation over its members."""
+    parameter's value, error bars one standard deviation over its members; a log axis for a
+    `loguniform` leaf (without a leaf: for positive values spanning 100×)."""
     cols = min(3, len(order))
     rows = -(-len(order) // cols)
     fig = Figure(figsize=(4 * cols, 3.2 * rows + 0.5), layout="constrained")
@@ -113,9 +114,11 @@ def plot_slices(configs: Configs, order: Sequence[str], title: str = "") -> Figu
         x, labels = _coordinates(table[param])
         jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(x)) if labels else 0.0
         ax.errorbar(x + jitter, table["mean"], yerr=table["std"], fmt="o", markersize=4, alpha=0.8, capsize=2)
+        leaf = configs.leaves.get(param)
+        log = leaf[0] == "loguniform" if leaf else log_scale(x, spread=100.0)
         if labels:
             ax.set_xticks(range(len(labels)), labels)
-        elif log_scale(x, spread=100.0):
+        elif log:
             ax.set_xscale("log")
         ax.set_xlabel(param.removeprefix("config."))
         ax.set_ylabel(configs.score)

@@ -28,10 +28,11 @@ import numpy as np
 import pandas as pd
 
 from latent_sweep import config
+from latent_sweep.columns import flatten
 from latent_sweep.errors import UserError
 
 MEMBERS = "members"
-# Paths members of every experiment may differ in (flattened config syntax, see `results.flatten`).
+# Paths members of every experiment may differ in (flattened config syntax, see `columns.flatten`).
 SHARED_VECTORIZABLE = (
     r"seed",
     r"schedule\.keyframes\[(\d+|\d*@[^\[\]]+)\]\.[^.\[\]]+",  # by index or by STEP
@@ -91,8 +92,6 @@ def vectorizable(experiment: str) -> re.Pattern:
 
 def check_vectorizable(raws: list[dict], source: str | None = None) -> None:
     """Members must share every config value outside their experiment's vectorizable paths."""
-    from latent_sweep.results import flatten
-
     allowed = vectorizable(str(raws[0].get("experiment", "autoencoder")))
     first = flatten(raws[0], "")
     # Members built from one shared config (see `member_raws`) differ only in the seed.

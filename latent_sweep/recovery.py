@@ -29,28 +29,33 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from latent_sweep import history
+from latent_sweep import history, study
 from latent_sweep.errors import UserError
 from latent_sweep.session import CHECKPOINT_FILE, load_state
+from latent_sweep.study import JOURNAL_FILE, UNFINISHED
 
-UNFINISHED = ("PENDING", "RUNNING", "PAUSED")  # what Ray runs again on resume
 PARTS = ("history", "evals")
 
 
-def check_experiment_state(path: Path) -> None:
-    """Ray's files that `Tuner.restore` reads must be whole; otherwise a UserError names the file."""
+def check_experiment_state(path: Path) -> dict[str, str]:
+    """Ray's files that `Tuner.restore` reads must be whole; otherwise a UserError names the file.
+    Returns the trials of the newest experiment state (trial id → Tune status; empty if none)."""
     files = [path / "tuner.pkl"]
     searchers = ("searcher-state-*.pkl", "search_gen_state-*.json", "basic-variant-state-*.json")
     for pattern in ("experiment_state-*.json", *searchers):
         found = sorted(path.glob(pattern))
         files += found[-1:]  # Ray restores from the newest
+    trials: dict[str, str] = {}
     for file in files:
         if not file.exists():
             continue
         try:
             data = file.read_bytes()
             # Ray writes the experiment state as JSON, the rest pickled (whatever the suffix).
-            json.loads(data) if file.name.startswith("experiment_state") else pickle.loads(data)
+            if file.name.startswith("experiment_state"):
+                trials = _tune_trials(json.loads(data))
+            else:
+                pickle.loads(data)
         except Exception as err:  # unpickling a damaged file raises almost anything
             raise UserError(
                 f"{file}: Ray's experiment state is damaged ({type(err).__name__}: {err}), so the sweep "
@@ -58,12 +63,18 @@ def check_experiment_state(path: Path) -> None:
                 f"lists them. Restore the file from a backup, or run the sweep anew into another directory "
                 f"(`latent-sweep run SWEEP --name NEW`)"
             ) from None
+    return trials
+
+
+def _tune_trials(state: dict) -> dict[str, str]:
+    """Trial id → status in Tune's experiment state (its format as of Ray 2.60: `trial_data` holds
+    [trial as JSON text, run metadata] pairs)."""
+    trials = (json.loads(trial) for trial, _ in state["trial_data"])
+    return {t["trial_id"]: t["status"] for t in trials}
 
 
 def check_journal(path: Path) -> None:
     """The Optuna journal of a `search: optuna` sweep (see the module doc)."""
-    from latent_sweep.sweep_search import JOURNAL_FILE
-
     journal = path / JOURNAL_FILE
     if not journal.exists():
         return
@@ -193,10 +204,13 @@ class _FromState:
         pass
 
 
-def prepare_resume(path: Path, cpus: float, success: str | None) -> None:
+def prepare_resume(path: Path, cpus: float, success: str | None, study_name: str) -> None:
     """`resume`'s checks of a local results directory before Ray starts (see the module doc)."""
-    check_experiment_state(path)
+    tune_trials = check_experiment_state(path)
     check_journal(path)
+    reconciled = study.reconcile(path / JOURNAL_FILE, study_name, tune_trials)
+    if reconciled:
+        print(reconciled, flush=True)
     for trial_dir, plan in check_trials(path, _statuses(path)):
         rebuild(trial_dir, plan, cpus, success)
         print(f"rebuilt {trial_dir.name}", flush=True)

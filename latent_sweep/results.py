@@ -2,7 +2,8 @@
 
 Rows are members. A trial trains a population of members (one, unless its config has
 `members:`); every table here has one row per member: `trial_id`, `member`, `seed`, `status`,
-the member's own config flattened (`config.<path>`), its final scores (its last evaluation),
+the member's own config flattened (`config.<path>`, keyframes by the STEP the sweep's schedule
+writes them at: `latent_sweep.columns`), its final scores (its last evaluation),
 `best_<score>` (its best evaluation, in each score's direction), `diverged_at`, `steps`,
 `wall_time_s`, `error` and `trial_dir`. A trial's `evals/` and `history/` hold all its members
 (`member` and `seed` columns); files without a `member` column are member 0's.
@@ -15,7 +16,8 @@ sweep's `trial_` prefix, as in the files), with status `UNKNOWN`, `steps` the la
 logged step and `wall_time_s` the span of the history's `wall_time`. Listed trials that had not
 finished (not TERMINATED or ERROR) get scores and steps refreshed from their directories the
 same way, since those are newer than the table. Tables written before populations (no `member`
-column) read as member 0 with the config's seed.
+column) read as member 0 with the config's seed; tables that named keyframe columns by row
+(`config.schedule.keyframes[5].lr`) read with them renamed by STEP.
 
 Directories may be URIs (s3://, gs://, file://): `latent_sweep.remote` mirrors them first.
 """
@@ -23,14 +25,15 @@ Directories may be URIs (s3://, gs://, file://): `latent_sweep.remote` mirrors t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from latent_sweep import population
-from latent_sweep.config import read_yaml, resolve_path
+from latent_sweep.columns import Keyframes
+from latent_sweep.config import read_yaml
 from latent_sweep.errors import UserError
 from latent_sweep.history import read_local, read_table, trial_id_of
 from latent_sweep.remote import local_dir
@@ -59,6 +62,8 @@ class Sweep:
     objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) of each objective `sweep.metric` lists
     success: str | None = None  # `sweep.success`
     source: str = ""  # the directory or URI as the user named it, for titles and messages
+    # The schedule whose keyframe rows name its columns (`latent_sweep.columns`).
+    keyframes: Keyframes = field(default_factory=Keyframes)
 
     @property
     def label(self) -> str:
@@ -124,16 +129,25 @@ def _load_sweep(path: Path) -> tuple[pd.DataFrame, Sweep]:
     if not path.is_dir():
         raise UserError(f"results directory `{path}` does not exist")
     found = {_rel(d, path): d for d in _trial_dirs(path)}
+    doc = read_yaml(path / "sweep.yaml") if (path / "sweep.yaml").is_file() else {}
+    written = Keyframes.of(doc)
+    # Without a schedule in sweep.yaml (a `train` directory), each trial's own names its columns,
+    # and the first trial's maps names given on input.
+    keyframes = written
+    if not written.steps and found:
+        keyframes = Keyframes.of(read_trial_config(next(iter(found.values()))))
     from_dirs: dict[str, list[dict[str, Any]]] = {}
 
     def dir_rows(rel: str) -> list[dict[str, Any]]:
         if rel not in from_dirs:
-            from_dirs[rel] = _dir_rows(found[rel], rel)
+            from_dirs[rel] = _dir_rows(found[rel], rel, written)
         return from_dirs[rel]
 
     table = path / "trials.parquet"
     remedy = f"rebuild it from the trials with `latent-sweep resume {path}`"
-    rows: list[dict[str, Any]] = read_local(table, remedy).to_dict("records") if table.exists() else []
+    rows: list[dict[str, Any]] = []
+    if table.exists():  # a table written before keyframe columns were named by STEP: renamed here
+        rows = read_local(table, remedy).rename(columns=keyframes.label).to_dict("records")
     listed: set[str] = set()
     for row in rows:
         row.setdefault("member", 0)  # a table from before populations: one member per trial
@@ -155,7 +169,7 @@ def _load_sweep(path: Path) -> tuple[pd.DataFrame, Sweep]:
     frame = pd.DataFrame(rows)
     first = [c for c in ("trial_id", "member", "seed", "status") if c in frame]
     frame = frame[first + [c for c in frame.columns if c not in first]]
-    return frame, _read_sweep(path, frame)
+    return frame, _read_sweep(path, doc, frame, keyframes)
 
 
 def _refreshed(column: str) -> bool:
@@ -200,8 +214,9 @@ def _row_dir(row: dict[str, Any], found: dict[str, Path]) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _dir_rows(trial_dir: Path, rel: str) -> list[dict[str, Any]]:
-    """A trial directory's member rows, from its own files."""
+def _dir_rows(trial_dir: Path, rel: str, written: Keyframes) -> list[dict[str, Any]]:
+    """A trial directory's member rows, from its own files; keyframe columns named by `written`
+    (the sweep's schedule), else by the trial's own."""
     history = read_table(trial_dir / "history", columns=("step", "wall_time"))
     evals = read_table(trial_dir / "evals")
     logged = [int(t["step"].max()) for t in (history, evals) if len(t)]
@@ -213,6 +228,7 @@ def _dir_rows(trial_dir: Path, rel: str) -> list[dict[str, Any]]:
         "UNKNOWN",
         read_trial_config(trial_dir),
         evals,
+        keyframes=written if written.steps else None,
         steps=max(logged, default=0),
         wall_time_s=span,
         error=None,
@@ -226,9 +242,13 @@ def member_rows(
     trial_raw: dict,
     evals: pd.DataFrame,
     goals: Mapping[str, Goal] | None = None,
+    *,
+    keyframes: Keyframes | None = None,
     **tail: Any,
 ) -> list[dict[str, Any]]:
-    """One row per member of a trial (see the module doc) from its config and its evaluations;
+    """One row per member of a trial (see the module doc) from its config and its evaluations,
+    keyframe columns named by `keyframes`: the sweep's schedule as written (`latent_sweep.columns`),
+    by default the trial's own (where a sampled STEP has changed it: a sweep passes its own);
     `tail` (steps, wall_time_s, error, trial_dir) goes on every row. `goals` (the scores the
     trial's experiment declares for its config) makes the score columns exactly those, empty
     before the first evaluation, and evaluations holding other scores an error; without it the
@@ -243,7 +263,7 @@ def member_rows(
         own = _of_member(evals, member)
         row: dict[str, Any] = {"trial_id": trial_id, "member": member, "seed": raw.get("seed", 0)}
         row["status"] = status
-        row.update(flatten(raw, "config"))
+        row.update((keyframes or Keyframes.of(trial_raw)).columns(raw))
         last = own.iloc[-1] if len(own) else {}
         row.update({s: last.get(s) for s in goals})
         best = {s: own[s].min() if goal == "min" else own[s].max() for s, goal in goals.items() if len(own)}
@@ -265,30 +285,12 @@ def row_labels(df: pd.DataFrame) -> pd.Series:
     return labels
 
 
-def flatten(value: Any, prefix: str) -> dict[str, Any]:
-    """Nested config → `prefix.a.b` / `prefix.list[3].c` keys, the sweep's config path syntax."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}"))
-        return out
-    if isinstance(value, list):
-        out = {}
-        for i, v in enumerate(value):
-            out.update(flatten(v, f"{prefix}[{i}]"))
-        return out
-    return {prefix: value}
-
-
-def _read_sweep(path: Path, frame: pd.DataFrame) -> Sweep:
-    """Sampled params and metric from sweep.yaml; without one, the config columns that vary."""
-    spec: dict = {}
-    if (path / "sweep.yaml").is_file():
-        doc = read_yaml(path / "sweep.yaml")
-        spec = doc.get("sweep") if isinstance(doc.get("sweep"), dict) else {}
+def _read_sweep(path: Path, doc: dict, frame: pd.DataFrame, keyframes: Keyframes) -> Sweep:
+    """Sampled params and metric from sweep.yaml (`doc`); without one, the config columns that vary."""
+    spec = doc.get("sweep") if isinstance(doc.get("sweep"), dict) else {}
     space = spec.get("space")
     if isinstance(space, dict) and space:
-        params = tuple(_column(doc, str(k)) for k in space)
+        params = tuple(keyframes.column(str(k)) for k in space)
     else:
         varying = [c for c in frame.columns if c.startswith("config.") and nunique(frame[c]) > 1]
         params = tuple(c.removeprefix("config.") for c in varying)
@@ -303,15 +305,7 @@ def _read_sweep(path: Path, frame: pd.DataFrame) -> Sweep:
     if score is None or str(metric).endswith("_std"):
         mode = None
     success = spec.get("success") if isinstance(spec.get("success"), str) else None
-    return Sweep(path, params, score, str(mode) if mode else None, objectives, success)
-
-
-def _column(doc: dict, path: str) -> str:
-    """A space path as its `config.` column: a keyframe addressed by STEP by its index."""
-    try:
-        return resolve_path(doc, path)
-    except UserError:
-        return path  # a sweep.yaml edited since: no such column, as for any unknown path
+    return Sweep(path, params, score, str(mode) if mode else None, objectives, success, keyframes=keyframes)
 
 
 def nunique(column: pd.Series) -> int:

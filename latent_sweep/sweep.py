@@ -12,10 +12,14 @@ What it prints while running and at the end (progress lines, the leaderboard): `
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +28,13 @@ import pyarrow.fs
 import yaml
 from ray import tune
 
-from latent_sweep import atomic, config, recovery, sweep_report, trackers
+from latent_sweep import atomic, config, recovery, study, sweep_report, trackers
 from latent_sweep import trials as trials_parquet
 from latent_sweep.errors import UserError
 from latent_sweep.history import TRIAL_DIR_PREFIX
 from latent_sweep.lock import ResultsLock
 from latent_sweep.sweep_spec import SweepSpec, load_spec
+from latent_sweep.tune_adapter import StudySearch, trainable
 
 SWEEP_FILE = "sweep.yaml"
 RETRIED_DIR = ".retried"
@@ -70,7 +75,7 @@ def run(
         effective["sweep"]["warm_start"] = str(Path(warm).resolve())
     if num_samples is not None:
         effective["sweep"]["num_samples"] = num_samples
-        spec = load_spec(effective, source)
+    spec = load_spec(effective, source)  # as `resume` reads it: the Optuna study is named `name`
     if not _is_uri(path):
         atomic.check_dir(Path(path), "results directory")
     with ResultsLock(path):
@@ -88,28 +93,56 @@ def run(
 
 
 def resume(results_dir: str | Path, *, restart_errored: bool = False, address: str | None = None) -> Outcome:
-    """Finish an interrupted sweep from its checkpoints; `restart_errored` retries errored trials."""
+    """Finish an interrupted sweep from its checkpoints; `restart_errored` retries errored trials.
+
+    Tune's experiment state decides which trials exist and whether each finished; the Optuna study
+    is made to agree with it before Tune starts (docs/reliability.md, "Resume"). A sweep killed
+    before Tune saved any state starts again."""
     path = experiment_path(str(results_dir))
     if not _exists(f"{path}/{SWEEP_FILE}"):
         raise UserError(
             f"{path}: no {SWEEP_FILE} here; expected the results directory of a `latent-sweep run`"
         )
     spec = load_spec(yaml.safe_load(_read_text(f"{path}/{SWEEP_FILE}")), f"{path}/{SWEEP_FILE}")
+    name = spec.block.name or spec.cfg.name
     with ResultsLock(path):
         if not _is_uri(path):  # damaged files: named, rebuilt where they can be (docs/reliability.md)
-            recovery.prepare_resume(Path(path), spec.block.resources.cpu, spec.block.success)
+            recovery.prepare_resume(Path(path), spec.block.resources.cpu, spec.block.success, name)
         with _ray(address):
-            if not tune.Tuner.can_restore(path):
-                raise UserError(f"{path}: Ray left no experiment state to restore (was the sweep started?)")
-            tuner = tune.Tuner.restore(
-                path,
-                trainable=_trainable(spec, path),
-                resume_unfinished=True,
-                restart_errored=restart_errored,
-            )
-            print(f"resuming {path}")
+            if _restorable(path):
+                tuner = tune.Tuner.restore(
+                    path,
+                    trainable=_trainable(spec, path),
+                    resume_unfinished=True,
+                    restart_errored=restart_errored,
+                )
+                if not _is_uri(path):
+                    _point_study_at(tuner, f"{path}/{study.JOURNAL_FILE}")
+                print(f"resuming {path}")
+            else:
+                tuner = _tuner(spec, path, name)
+                print(f"starting {path} again: it was stopped before Tune saved its state")
             tuner.fit()
             return Outcome(path, _finish(spec, path))
+
+
+def _restorable(path: str) -> bool:
+    """Whether Tune saved its state: its `tuner.pkl` (written first) and an experiment state."""
+    if not tune.Tuner.can_restore(path):
+        return False
+    fs, root = _fs(path)
+    found = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    return any(i.base_name.startswith("experiment_state-") for i in found)
+
+
+def _point_study_at(tuner: tune.Tuner, journal: str) -> None:
+    """Tell a restored Optuna searcher where its journal is now (its snapshot names the directory
+    the sweep ran in). Reaches into the Tuner: Ray 2.60 offers no public way to the restored search."""
+    searcher = tuner._local_tuner._tune_config.search_alg
+    while searcher is not None and not isinstance(searcher, StudySearch):
+        searcher = getattr(searcher, "searcher", None)
+    if searcher is not None:
+        searcher.point_at(journal)
 
 
 def _set_aside_replaced(path: str, rows: list[dict]) -> None:
@@ -158,8 +191,6 @@ def _describe(spec: SweepSpec) -> str:
 
 
 def _trainable(spec: SweepSpec, path: str):
-    from latent_sweep.tune_adapter import trainable
-
     b = spec.block
     results_dir = None if _is_uri(path) else path
     resources = {"cpu": b.resources.cpu, "gpu": b.resources.gpu}
@@ -238,6 +269,18 @@ def _no_trial_tracebacks(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Trial task failed")
 
 
+def _no_restore_hint(record: logging.LogRecord) -> bool:
+    """Ray's `Tuner.restore(…)` hint after Ctrl-C: `_finish` prints `latent-sweep resume DIR`."""
+    return "Tuner.restore(" not in record.getMessage()
+
+
+# Ray's log lines that a sweep replaces with its own: (logger, filter).
+LOG_FILTERS = (
+    ("ray.tune.execution.tune_controller", _no_trial_tracebacks),
+    ("ray.tune.tune", _no_restore_hint),
+)
+
+
 # Progress is ours: Ray's new output engine prints its tables even at verbose=0, and its
 # "experiment state snapshotting" hint is noise for short checkpoint intervals. The result files
 # and trackers are `trackers.callbacks`: TensorBoard's only when asked for. Set for the sweep
@@ -260,7 +303,6 @@ class _ray:
         self.address = address
         self.started = False
         self.unset = [name for name in RAY_SETTINGS if name not in os.environ]
-        self.log = logging.getLogger("ray.tune.execution.tune_controller")
         # Tune's usage telemetry imports every tracker integration Ray ships, only to name the
         # callbacks a sweep passes: ~1 s per sweep (MLflow's import alone). It is a private
         # hook, so it is skipped only where it exists, for the sweep only.
@@ -276,7 +318,8 @@ class _ray:
 
         for name in self.unset:
             os.environ[name] = RAY_SETTINGS[name]
-        self.log.addFilter(_no_trial_tracebacks)
+        for name, keep in LOG_FILTERS:
+            logging.getLogger(name).addFilter(keep)
         if self.tag_callbacks is not None:
             self.usage.tag_callbacks = _no_callback_telemetry
         try:
@@ -288,27 +331,47 @@ class _ray:
 
     def _connect(self, ray: Any) -> None:
         if not ray.is_initialized():
-            ray.init(
-                # "local": always a fresh instance; None would join a `ray start` cluster if one runs.
-                address=self.address or "local",
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-            self.started = True
+            with _interrupt_after():
+                ray.init(
+                    # "local": always a fresh instance; None would join a `ray start` cluster if one runs.
+                    address=self.address or "local",
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+                self.started = True
 
     def __exit__(self, *exc) -> None:
         import ray
 
         try:
             if self.started:
-                ray.shutdown()
+                with _interrupt_after():
+                    ray.shutdown()
         finally:
             for name in self.unset:
                 os.environ.pop(name, None)
-            self.log.removeFilter(_no_trial_tracebacks)
+            for name, keep in LOG_FILTERS:
+                logging.getLogger(name).removeFilter(keep)
             if self.tag_callbacks is not None:
                 self.usage.tag_callbacks = self.tag_callbacks
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Ctrl-C while Ray starts or stops takes effect once it has: interrupted half-way, Ray is
+    left half set up, and the process then hangs for a minute or crashes on its way out."""
+    if threading.current_thread() is not threading.main_thread():  # only it receives signals
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

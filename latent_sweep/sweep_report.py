@@ -14,8 +14,9 @@ import time
 import numpy as np
 from ray import cloudpickle, tune
 
-from latent_sweep import config, population
+from latent_sweep import population
 from latent_sweep import trials as trials_parquet
+from latent_sweep.columns import Keyframes
 from latent_sweep.results import KEY_COLUMNS, META_COLUMNS
 from latent_sweep.sweep_search import front_mask
 from latent_sweep.sweep_spec import SampledSeed, SweepSpec
@@ -60,7 +61,8 @@ def config_summaries(df, spec: SweepSpec):
     import pandas as pd
 
     b = spec.block
-    params = [f"config.{config.resolve_path(spec.base, p)}" for p in spec.space]
+    keyframes = Keyframes.of(spec.base)
+    params = [f"config.{keyframes.column(p)}" for p in spec.space]
     if isinstance(b.seeds, SampledSeed) or not spec.seed_population:
         params.append("config.seed")  # one seed per config: show it
     params = [c for c in dict.fromkeys(params) if c in df]

@@ -6,7 +6,8 @@ earlier sweep; and the Pareto front of a multi-objective sweep's configs.
   `startup_trials` is TPE's random start-up trials, or NSGA-II's generation size.
 * A sweep with a local results directory keeps its Optuna study there, in Optuna's journal
   storage (`optuna.log`, one study named after the sweep): `optuna-dashboard <results>/optuna.log`
-  shows it live, `optuna.load_study` reads it, and `resume` goes on appending to it. With URI
+  shows it live, `optuna.load_study` reads it, and `resume` makes it agree with Tune's experiment
+  state, then goes on appending to it (`latent_sweep.study`). With URI
   storage (s3://, gs://) the study lives in Ray's searcher state only.
 * `warm_start: RESULTS_DIR` adds the configs an earlier sweep evaluated, with their values of
   this sweep's metric(s) recomputed from its member rows, to the new study as completed trials
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from latent_sweep.results import Sweep
     from latent_sweep.sweep_spec import Leaf, SweepSpec
 
-JOURNAL_FILE = "optuna.log"
 # Ray flattens the Tune config {"params": {path: value}} into Optuna parameter names "params/<path>".
 OPTUNA_PREFIX = "params/"
 
@@ -122,18 +122,15 @@ def search_alg(spec: SweepSpec, results_dir: str | None = None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per trial otherwise
+    from latent_sweep import study
+
     if b.sampler == "nsga2":
         size = {} if b.startup_trials is None else {"population_size": b.startup_trials}
-        sampler = optuna.samplers.NSGAIISampler(seed=b.search_seed, **size)
+        sampler = study.SeededNSGAIISampler(seed=b.search_seed, **size)
     else:
         startup = {} if b.startup_trials is None else {"n_startup_trials": b.startup_trials}
-        sampler = optuna.samplers.TPESampler(seed=b.search_seed, **startup)
-    storage = None
-    if results_dir is not None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        storage = JournalStorage(JournalFileBackend(f"{results_dir}/{JOURNAL_FILE}"))
+        sampler = study.SeededTPESampler(seed=b.search_seed, **startup)
+    storage = None if results_dir is None else study.journal_storage(f"{results_dir}/{study.JOURNAL_FILE}")
     from latent_sweep.tune_adapter import StudySearch
 
     searcher = StudySearch(
@@ -208,7 +205,9 @@ def warm_start(spec: SweepSpec) -> WarmStart:
             "directory of a finished (or resumed) `latent-sweep run`"
         )
     wanted = sorted(spec.space) + (["seed"] if isinstance(spec.block.seeds, SampledSeed) else [])
-    if sorted(earlier.params) != sorted(spec.space):
+    # The earlier sweep's columns name keyframes by its schedule's STEPs; a space may name them by row.
+    column = {p: earlier.keyframes.column(p) for p in wanted}
+    if sorted(earlier.params) != sorted(column[p] for p in spec.space):
         raise UserError(
             f"{src}: `{loc}` names `{where}`, whose sampled parameters ({', '.join(sorted(earlier.params))}) "
             f"differ from this sweep's space ({', '.join(sorted(spec.space))}); warm start needs the same "
@@ -220,7 +219,7 @@ def warm_start(spec: SweepSpec) -> WarmStart:
     for _, group in configs:
         first = group.iloc[0]
         values = _metric_values(spec, group, scores) if (group["status"] == "TERMINATED").all() else None
-        params = {p: _plain(first.get(f"config.{p}")) for p in wanted}
+        params = {p: _plain(first.get(f"config.{column[p]}")) for p in wanted}
         if values is None or not all(_inside(spec.space[p], v) for p, v in params.items() if p in spec.space):
             continue
         trials.append(({OPTUNA_PREFIX + p: v for p, v in params.items()}, values))

@@ -8,7 +8,8 @@ Ray's `ExperimentAnalysis` (local paths and URIs alike) gives each trial's statu
 member's final scores (its last evaluation), `best_<score>` (its best one, in each score's
 direction) and `diverged_at`; the score columns are those the trial's experiment declares for
 its config (`latent_sweep.score_declarations`). Columns: `trial_id`, `member`, `seed`,
-`status`, `config.<path>` (the member's full config, flattened in the sweep's path syntax),
+`status`, `config.<path>` (the member's full config, flattened in the sweep's path syntax, its
+keyframes named by the STEP the sweep's schedule writes them at: `latent_sweep.columns`),
 final scores, `best_<score>`, `diverged_at`, `steps`, `wall_time_s`, `error` and `trial_dir`
 (relative to the sweep directory).
 The schema is explicit: no column type is left to inference.
@@ -24,6 +25,7 @@ import pyarrow.fs
 import pyarrow.parquet as pq
 
 from latent_sweep import atomic
+from latent_sweep.columns import Keyframes
 from latent_sweep.history import read_table
 from latent_sweep.results import member_rows
 from latent_sweep.score_declarations import declared_for
@@ -48,6 +50,7 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(experiment_path)
+    keyframes = Keyframes.of(base)  # as written: a sampled STEP does not rename its row
     rows = []
     for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
         last = trial.last_result or {}
@@ -61,6 +64,7 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
             raw,
             read_table(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
             declared_for(raw),
+            keyframes=keyframes,
             steps=int(last.get("step", 0)),
             wall_time_s=last.get("time_total_s"),
             error=failed or (error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None),

@@ -17,12 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import optuna
 import ray
 import torch
 from ray import tune
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from latent_sweep import recovery
+from latent_sweep import recovery, study
 from latent_sweep.session import save_state
 from latent_sweep.sweep_spec import trial_config
 from latent_sweep.trials import FAILED
@@ -123,20 +125,27 @@ def trainable(
 
 
 class StudySearch(OptunaSearch):
-    """Ray's OptunaSearch, warm-started with completed trials of one or several objectives
-    (`warm`: Optuna params and metric values per config, see `sweep_search.warm_start`).
+    """Ray's OptunaSearch, with the study kept in agreement with Tune (`latent_sweep.study`) and
+    warm-started with completed trials of one or several objectives (`warm`: Optuna params and
+    metric values per config, see `sweep_search.warm_start`).
 
-    Ray's own `evaluated_rewards` take one value per point, and Tune sets the study up again
-    when a sweep is resumed, which would add the points to a stored study a second time; so
-    the points go in here, once, into a study that has no trials yet."""
+    * Each Optuna trial is tagged with its Tune trial id when asked for.
+    * Restored from Tune's snapshot, it takes its trials from the journal, which `resume` made
+      agree with Tune's experiment state; the snapshot may be older. The journal is the one in the
+      results directory being resumed (`point_at`): the sweep may have moved since.
+    * A trial the study holds as finished is told nothing more (a trial re-run after a kill that
+      its journal record outlived), and a step already reported is not reported again.
+
+    Ray's own `evaluated_rewards` take one value per point, and Tune sets the study up again when a
+    sweep is resumed, which would add the points to a stored study a second time; so the points go
+    in here, once, into a study that has no trials yet."""
 
     def __init__(self, *args: Any, warm: list[tuple[dict, list[float]]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._warm = warm
+        self._journal: str | None = None
 
     def _setup_study(self, mode: str | list[str]) -> None:
-        import optuna
-
         super()._setup_study(mode)
         if not self._warm or self._ot_study.trials:
             return
@@ -148,3 +157,56 @@ class StudySearch(OptunaSearch):
                 state=optuna.trial.TrialState.COMPLETE,
             )
             self._ot_study.add_trial(trial)
+
+    def point_at(self, journal: str) -> None:
+        """Keep the study in `journal` (the directory being resumed), also after `restore`."""
+        self._journal = journal
+        self._storage = study.journal_storage(journal)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        asked = trial_id not in self._ot_trials
+        config = super().suggest(trial_id)
+        if asked:
+            self._ot_trials[trial_id].set_user_attr(study.TRIAL_ID_ATTR, trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self._told(trial_id) or result[TRAINING_ITERATION] in self._stored(trial_id).intermediate_values:
+            return
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if self._told(trial_id):
+            return
+        super().on_trial_complete(trial_id, result, error)
+
+    def _told(self, trial_id: str) -> bool:
+        """Whether the study has nothing more to learn of this trial (or does not know it)."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return True
+        if self._stored(trial_id).state.is_finished():
+            self._completed_trials.add(trial_id)
+            return True
+        return False
+
+    def _stored(self, trial_id: str) -> optuna.trial.FrozenTrial:
+        trial = self._ot_trials[trial_id]
+        return self._ot_study._storage.get_trial(trial._trial_id)
+
+    def restore(self, checkpoint_path: str) -> None:
+        journal = self._journal
+        super().restore(checkpoint_path)
+        self._journal = journal
+        if journal is None:  # URI storage: the study lives in Ray's snapshot only
+            return
+        self.point_at(journal)
+        self._ot_study = optuna.load_study(
+            study_name=self._study_name, storage=self._storage, sampler=self._sampler
+        )
+        self._ot_trials, self._completed_trials = {}, set()
+        for trial in self._ot_study.get_trials(deepcopy=False):
+            trial_id = trial.user_attrs.get(study.TRIAL_ID_ATTR)
+            if trial_id is not None:
+                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, trial._trial_id)
+                if trial.state.is_finished():
+                    self._completed_trials.add(trial_id)

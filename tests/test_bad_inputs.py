@@ -1,7 +1,8 @@
 """A hand-written corpus of bad inputs, one class each, tried as a new user would: every one exits 2
 with one paragraph naming what is wrong (the fragment given), no traceback, and no file changed.
-Classes: schedules (order, duplicates, log space, lengths, YAML signs), latent indices and
-widths, projection inputs, sampled leaves, keyframe addresses, paths naming files, seeds, --set."""
+Classes: schedules (order, duplicates, log space, lengths, YAML signs), YAML keys written twice,
+latent indices and widths, projection inputs, sampled leaves, keyframe addresses, paths naming files,
+seeds, --set."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ CASES = [
     ("binary-csv", {"s.csv": "\x00\x01\x02"}, None, "s.csv"),
     ("yaml-plus-step", {"c.yaml": "base: {ex17}\nschedule:\n  keyframes:\n    - {STEP: 0, lr: 0.01}\n"
                         "    - {STEP: +50, lr: 0.02}\n"}, None, "quote it"),
+    ("yaml-key-twice", {"c.yaml": "base: {ex17}\nseed: 1\nseed: 2\n"}, None,
+     "`seed` appears twice (lines 2 and 3)"),
     ("csv-and-keyframes", {"c.yaml": "base: {ex17}\nschedule: {csv: s.csv, keyframes: []}\n", "s.csv": SHEET},
      None, "give either `csv` or `keyframes`"),
     ("missing-csv", {"c.yaml": "base: {ex17}\nschedule: {csv: nope.csv}\n"}, None, "nope.csv"),

@@ -213,6 +213,78 @@ def test_an_unquoted_plus_step_in_yaml_is_refused(tmp_path, capsys):
     assert main(["validate", str(sweep)]) == 0
 
 
+DUPLICATES = {
+    # id: (file text, the key's path, how often and where)
+    "top-level": (
+        "base: {ex17}\nseed: 1\nsweep: {metric: hue_corr, mode: max}\nseed: 2\n",
+        "seed",
+        "twice (lines 2 and 4)",
+    ),
+    "nested": (
+        "base: {ex17}\nsweep:\n  metric: hue_corr\n  mode: max\n  space:\n    seed: {choice: [1, 2]}\n"
+        "    model.latent_dim: {choice: [3, 4]}\n    seed: {choice: [3]}\n",
+        "sweep.space.seed",
+        "twice (lines 6 and 8)",
+    ),
+    "in-a-list": (
+        "base: {ex17}\nsweep: {metric: hue_corr, mode: max}\nterms:\n  - {name: a, kind: pin, name: b}\n",
+        "terms[0].name",
+        "twice (line 4)",
+    ),
+    "three-times": (
+        "base: {ex17}\nseed: 1\nseed: 2\nsweep: {metric: hue_corr, mode: max}\nseed: 3\n",
+        "seed",
+        "3 times (lines 2, 3 and 5)",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("case", sorted(DUPLICATES))
+def test_a_key_written_twice_is_refused(case, command, tmp_path, capsys):
+    text, key, where = DUPLICATES[case]
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(text.replace("{ex17}", str(ROOT / "sweeps" / "ex17.yaml")))
+    storage = tmp_path / "results"
+    assert main([command, str(sweep), *(["--storage", str(storage)] if command == "run" else [])]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {sweep}: key `{key}` appears {where}; YAML keeps only the last, so one of them "
+        "is a mistake: remove or rename one\n"
+    )
+    assert not storage.exists()  # refused before Ray or the results directory
+
+
+def test_a_key_written_twice_in_a_base_or_a_set_value_is_refused(tmp_path, capsys):
+    (tmp_path / "b.yaml").write_text("name: b\nseed: 1\nname: c\n")
+    (tmp_path / "c.yaml").write_text("base: b.yaml\n")
+    assert main(["validate", str(tmp_path / "c.yaml")]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {tmp_path / 'b.yaml'}: key `name` appears twice (lines 1 and 3)"
+    )
+    sweep = ROOT / "sweeps" / "quick.yaml"
+    assert (
+        main(["validate", str(sweep), "--set", "sweep.space={seed: {choice: [1]}, seed: {choice: [2]}}"]) == 2
+    )
+    assert capsys.readouterr().err == (
+        "error: --set sweep.space: key `sweep.space.seed` appears twice (line 1 of the value "
+        "`{seed: {choice: [1]}, seed: {choice: [2]}}`); YAML keeps only the last, so one of them is a "
+        "mistake: remove or rename one\n"
+    )
+
+
+def test_merge_keys_and_aliases_are_not_duplicates(tmp_path):
+    (tmp_path / "m.yaml").write_text(
+        "defaults: &d {seed: 1, steps: 10}\nmine:\n  <<: *d\n  seed: 2\nagain: *d\n"
+    )
+    raw = config.read_yaml(tmp_path / "m.yaml")
+    assert raw["mine"] == {"seed": 2, "steps": 10} and raw["again"] == {"seed": 1, "steps": 10}
+
+
+def test_the_shipped_sweeps_validate():
+    for sweep in sorted((ROOT / "sweeps").glob("*.yaml")):
+        assert main(["validate", str(sweep)]) == 0, sweep
+
+
 SHEET = [
     {"STEP": 0, "lr": 1e-8, "reg-polar": 0.0},
     {"STEP": "+10", "lr": 0.01},

@@ -12,7 +12,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from latent_sweep import recovery
 from latent_sweep.errors import UserError
-from latent_sweep.sweep_search import JOURNAL_FILE
+from latent_sweep.study import JOURNAL_FILE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -16,13 +16,13 @@ from optuna.storages.journal import JournalFileBackend
 from test_sweep_run import _descendants, _wait_for_exit, assert_complete_histories, run, start_run, tiny_sweep
 
 from latent_sweep.lock import LOCK_FILE
-from latent_sweep.sweep_search import JOURNAL_FILE
+from latent_sweep.study import JOURNAL_FILE
 
 SPACE = {
     "schedule.keyframes[@5000].reg-polar": {"loguniform": [0.001, 0.03]},
     "schedule.scale.reg-separate": {"uniform": [0.5, 2.0]},
 }
-PARAMS = ["config.schedule.keyframes[5].reg-polar", "config.schedule.scale.reg-separate"]
+PARAMS = ["config.schedule.keyframes[@5000].reg-polar", "config.schedule.scale.reg-separate"]
 
 
 def optuna_sweep(tmp_path, name: str):

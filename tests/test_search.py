@@ -20,7 +20,8 @@ from test_sweep_run import DEADLINE_S, local_ray, run, start_run, tiny_sweep  # 
 
 from latent_sweep import config
 from latent_sweep.errors import UserError
-from latent_sweep.sweep_search import JOURNAL_FILE, OPTUNA_PREFIX, warm_start
+from latent_sweep.study import JOURNAL_FILE
+from latent_sweep.sweep_search import OPTUNA_PREFIX, warm_start
 from latent_sweep.sweep_spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
