@@ -7,12 +7,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
 from latent_sweep.experiments import run_trial
-from latent_sweep.history import trial_id_of
+from latent_sweep.history import read_table, trial_id_of
 from latent_sweep.results import load_trials
 from latent_sweep.session import LocalSession
 
@@ -65,3 +66,23 @@ def test_the_files_trial_ids_are_the_tables(two_trials):
     last = evals[evals["step"] == 20].merge(trials, on=["trial_id", "member"], suffixes=("", "_table"))
     assert len(last) == 3
     assert (last["hue_corr"] == last["hue_corr_table"]).all()
+
+
+def test_a_trial_that_takes_over_a_finished_trials_checkpoint_ends_with_its_scores(tiny_ex17, tmp_path):
+    """PBT's exploit: a trial continues from another trial's checkpoint, here its final one; the
+    taker's files then end with that evaluation, as trials.parquet reads them."""
+    donor = LocalSession(tmp_path / "trial_donor")
+    final = run_trial(tiny_ex17, donor)
+
+    class TakeOver(LocalSession):
+        def restore(self):
+            return donor.restore()
+
+    taker = tmp_path / "trial_taker"
+    pd.testing.assert_frame_equal(run_trial(tiny_ex17, TakeOver(taker)), final)
+    evals = read_table(taker / "evals")
+    assert evals["step"].tolist() == [tiny_ex17["steps"]]
+    scores = [c for c in final.columns if c not in ("member", "seed", "diverged_at")]
+    assert evals[scores].to_numpy().tolist() == final[scores].to_numpy().tolist()
+    run_trial(tiny_ex17, TakeOver(taker))  # again: the evaluation is not written twice
+    assert read_table(taker / "evals")["step"].tolist() == [tiny_ex17["steps"]]

@@ -209,9 +209,21 @@ def train(pop: Population, members: Members, session: Session, success: str | No
                 "diverged_at": diverged_at.clone(),
                 "experiment": pop.state_dict(done),
             }
-        names = [c for c in result.columns if c not in ("member", "seed", "diverged_at")]
-        rec.report(session, done, total, result, population.summarize(result, names, success), state)
+        rec.report(
+            session, done, total, result, population.summarize(result, score_names(result), success), state
+        )
+    if start == total and not rec.evaluated(total):
+        # A PBT trial that took over a finished trial's checkpoint ends there: its final scores
+        # are the ones that checkpoint holds, evaluated at the last step like any trial's.
+        rec.report(
+            session, total, total, result, population.summarize(result, score_names(result), success), None
+        )
+        rec.flush()
     return result
+
+
+def score_names(result: pd.DataFrame) -> list[str]:
+    return [c for c in result.columns if c not in ("member", "seed", "diverged_at")]
 
 
 def member_scores(

@@ -134,6 +134,11 @@ class Recorder:
         final = self.trial_dir / "latents" / f"step-{step:09d}.parquet"
         atomic.write_whole(final, lambda tmp: pq.write_table(pa.table(cols), tmp))
 
+    def evaluated(self, step: int) -> bool:
+        """Whether the trial's evaluations on disk include `step`."""
+        done = history.read_table(self.trial_dir / "evals", columns=("step",))
+        return bool(len(done)) and step in set(done["step"])
+
     def flush(self) -> None:
         """Write the buffered history and evaluations as part files; called before a checkpoint."""
         if self.len:
