@@ -104,10 +104,13 @@ def reconcile(journal: Path, study_name: str, tune_trials: dict[str, str]) -> st
     if not dropped and not reopened:
         return None
     _rewrite(journal, study, kept)
-    return (
-        f"{journal}: the study now agrees with Tune's experiment state: {dropped} trial(s) that Tune "
-        f"had not recorded dropped (asked again), {reopened} that Tune runs again reopened"
-    )
+    done = [f"{_trials(dropped)} that Tune had not recorded dropped (asked again)"] if dropped else []
+    done += [f"{_trials(reopened)} that Tune runs again reopened"] if reopened else []
+    return f"{journal}: the study now agrees with Tune's experiment state: {'; '.join(done)}"
+
+
+def _trials(n: int) -> str:
+    return f"{n} trial" if n == 1 else f"{n} trials"
 
 
 def _reopened(trial: FrozenTrial) -> FrozenTrial:

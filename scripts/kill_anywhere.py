@@ -18,7 +18,8 @@ every member's history with each step once (PBT: at most once, since a trial tha
 another's checkpoint goes on from its step); the final scores of every config equal the
 reference's where the run is deterministic (random, grid and pack: Ray draws the same configs
 and trials are deterministic); for Optuna, the study's COMPLETE trials are exactly the sweep's
-trials, with the values trials.parquet gives. Prints one row per interruption as it happens,
+trials, with the values trials.parquet gives; with ASHA, where a trial ran as far as the
+reference's trial of its config, the scores there agree. Prints one row per interruption as it happens,
 then the matrix. Exit status 1 when a cell failed. docs/reliability.md ("Resume") says what
 resume guarantees; tests/test_kill_anywhere.py runs a few chains of this in the slow lane.
 """
@@ -166,8 +167,12 @@ def _aim(
             return
         if phase == "checkpoint" and set(results.glob("trial_*/checkpoint_*")) - seen:
             return
-        if phase == "end" and log.read_bytes()[offset:].count(b"  done  ") >= left:
+        out = log.read_bytes()[offset:] if phase == "end" else b""
+        if left and out.count(b"  done  ") >= left:
             time.sleep(rng.uniform(0.0, 0.5))
+            return
+        if phase == "end" and not left and b"resuming" in out:  # nothing to run: Tune ends at once
+            time.sleep(rng.uniform(0.0, 3.0))
             return
         time.sleep(0.002)  # polling for the moment to strike, not waiting for a result
 
@@ -308,9 +313,25 @@ def check(search: str, results: Path, reference: pd.DataFrame, spec: dict) -> li
         theirs = reference.sort_values(keys)[[*keys, "steps", "hue_corr"]].reset_index(drop=True)
         if not mine.astype(str).equals(theirs.astype(str)):
             problems.append("final scores differ from the uninterrupted run's")
+    if search == "asha":
+        problems += _check_asha(results, trials, params, reference)
     if spec.get("search") == "optuna":
         problems += _check_study(results, trials, spec)
     return problems
+
+
+def _check_asha(results: Path, trials: pd.DataFrame, params: list[str], reference: pd.DataFrame) -> list[str]:
+    """ASHA stops trials by the order results arrive in, which an interruption changes; where a
+    trial ran as far as the uninterrupted run's trial of its config, its scores there must agree."""
+    reference_dirs = results.parent / "reference"
+    wrong = []
+    for _, row in trials.iterrows():
+        same = (reference[params] == row[params]).all(axis=1) & (reference["seed"] == row["seed"])
+        theirs = load_evals(reference_dirs / reference.loc[same, "trial_dir"].iloc[0], member=row["member"])
+        at = theirs[theirs["step"] == row["steps"]]
+        if len(at) and at["hue_corr"].iloc[0] != row["hue_corr"]:
+            wrong.append(f"{row['trial_dir']} member {row['member']} at step {row['steps']}")
+    return [f"scores differ from the uninterrupted run's at the same step: {wrong}"] if wrong else []
 
 
 def _check_study(results: Path, trials: pd.DataFrame, spec: dict) -> list[str]:

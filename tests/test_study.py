@@ -40,8 +40,8 @@ def test_a_resume_drops_what_tune_never_recorded_and_reopens_what_it_runs_again(
 
     said = study.reconcile(journal, "s", {"a": "TERMINATED", "b": "RUNNING", "c": "PENDING"})
     assert said == (
-        f"{journal}: the study now agrees with Tune's experiment state: 1 trial(s) that Tune had not "
-        "recorded dropped (asked again), 1 that Tune runs again reopened"
+        f"{journal}: the study now agrees with Tune's experiment state: 1 trial that Tune had not "
+        "recorded dropped (asked again); 1 trial that Tune runs again reopened"
     )
     trials = optuna.load_study(study_name="s", storage=study.journal_storage(journal)).trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
