@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from latent_sweep.errors import UserError
+from latent_sweep.interrupts import interrupt_after
 
 EXAMPLES = {
     "run": "example: latent-sweep run sweeps/quick.yaml --storage results --name quick",
@@ -134,9 +135,11 @@ def _options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    # Imports are local so `--help` and light commands stay fast (Ray and torch are heavy).
+    # Imports are local so `--help` and light commands stay fast (Ray and torch are heavy); their
+    # native start-up must not be cut half-way by Ctrl-C (`interrupts`).
     if args.command == "train":
-        from latent_sweep.local_train import print_members, train
+        with interrupt_after():
+            from latent_sweep.local_train import print_members, train
 
         out, final = train(
             args.config, overrides=args.set, **_options(args, "seed", "seeds", "steps", "out", "threads")
@@ -150,12 +153,14 @@ def dispatch(args: argparse.Namespace) -> int:
         print(validate(args.sweep, overrides=args.set))
         return 0
     if args.command == "run":
-        from latent_sweep import sweep
+        with interrupt_after():
+            from latent_sweep import sweep
 
         options = _options(args, "storage", "name", "num_samples", "address")
         return sweep.run(args.sweep, overrides=args.set, **options).exit_code
     if args.command == "resume":
-        from latent_sweep import sweep
+        with interrupt_after():
+            from latent_sweep import sweep
 
         outcome = sweep.resume(args.results_dir, restart_errored=args.restart_errored, address=args.address)
         return outcome.exit_code
@@ -185,9 +190,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return dispatch(args)
+        return dispatch(build_parser().parse_args(argv))
     except UserError as err:
         # One paragraph: a newline inside a quoted input (a --set value, a CSV cell) is shown escaped.
         print("error: " + str(err).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)

@@ -12,14 +12,10 @@ What it prints while running and at the end (progress lines, the leaderboard): `
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ from latent_sweep import atomic, config, recovery, study, sweep_report, trackers
 from latent_sweep import trials as trials_parquet
 from latent_sweep.errors import UserError
 from latent_sweep.history import TRIAL_DIR_PREFIX
+from latent_sweep.interrupts import interrupt_after
 from latent_sweep.lock import ResultsLock
 from latent_sweep.sweep_spec import SweepSpec, load_spec
 from latent_sweep.tune_adapter import StudySearch, trainable
@@ -274,10 +271,17 @@ def _no_restore_hint(record: logging.LogRecord) -> bool:
     return "Tuner.restore(" not in record.getMessage()
 
 
-# Ray's log lines that a sweep replaces with its own: (logger, filter).
+def _no_missing_metrics(record: logging.LogRecord) -> bool:
+    """`Tuner.restore` reads each trial's result file into a table nobody here uses, and names every
+    trial killed before its first result (it has none yet); the trial simply starts again."""
+    return not record.getMessage().startswith("Failed to fetch metrics")
+
+
+# Ray's log lines that a sweep replaces with its own, or that say nothing to its user: (logger, filter).
 LOG_FILTERS = (
     ("ray.tune.execution.tune_controller", _no_trial_tracebacks),
     ("ray.tune.tune", _no_restore_hint),
+    ("ray.tune.analysis.experiment_analysis", _no_missing_metrics),
 )
 
 
@@ -331,7 +335,7 @@ class _ray:
 
     def _connect(self, ray: Any) -> None:
         if not ray.is_initialized():
-            with _interrupt_after():
+            with interrupt_after():
                 ray.init(
                     # "local": always a fresh instance; None would join a `ray start` cluster if one runs.
                     address=self.address or "local",
@@ -346,7 +350,7 @@ class _ray:
 
         try:
             if self.started:
-                with _interrupt_after():
+                with interrupt_after():
                     ray.shutdown()
         finally:
             for name in self.unset:
@@ -355,23 +359,6 @@ class _ray:
                 logging.getLogger(name).removeFilter(keep)
             if self.tag_callbacks is not None:
                 self.usage.tag_callbacks = self.tag_callbacks
-
-
-@contextlib.contextmanager
-def _interrupt_after() -> Iterator[None]:
-    """Ctrl-C while Ray starts or stops takes effect once it has: interrupted half-way, Ray is
-    left half set up, and the process then hangs for a minute or crashes on its way out."""
-    if threading.current_thread() is not threading.main_thread():  # only it receives signals
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

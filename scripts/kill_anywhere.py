@@ -144,10 +144,16 @@ def _wait_for_exit(pids: set[int]) -> None:
             os.close(fd)
 
 
-def _command(args: list[str], log: Path) -> subprocess.Popen:
+def _command(args: list[str], log: Path, stale: bool = False) -> subprocess.Popen:
+    """`latent-sweep ARGS`, its output appended to `log`. `stale`: Tune saves its experiment state
+    only when it starts and stops (not every few seconds), so an interruption finds it far behind
+    the trials and the Optuna journal: the disagreement `resume` must reconcile, made likely."""
     cmd = [sys.executable, "-m", "latent_sweep", *args]
+    env = {**os.environ, **({"TUNE_GLOBAL_CHECKPOINT_S": "3600"} if stale else {})}
     with log.open("ab") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT, env=env
+        )
 
 
 def _aim(
@@ -213,6 +219,7 @@ def chain(
     span: float,
     budget: int,
     total: int,
+    stale: bool = False,
 ) -> tuple[list[Interruption], Path, list[str]]:
     """Run, interrupt, resume, interrupt, …: until a command ends on its own or `budget`
     interruptions landed, then resume to the end. The interruptions and what went wrong."""
@@ -225,7 +232,7 @@ def chain(
     while True:
         command = args[0]
         log.touch()
-        proc = _command(args, log)
+        proc = _command(args, log, stale)
         started = time.monotonic()
         if len(events) < budget:
             phase = PHASES[rng.randrange(len(PHASES))]
@@ -365,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=20, help="interruptions per search and signal")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/kill-anywhere"))
+    parser.add_argument(
+        "--stale-state",
+        action="store_true",
+        help="Tune saves its state only at start and stop: it is far behind at every interruption",
+    )
     args = parser.parse_args(argv)
     if args.out.exists() and any(args.out.iterdir()):
         parser.error(f"{args.out} is not empty: name another directory with --out")
@@ -385,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 number += 1
                 name = f"{sig}-{number}"
                 events, results, problems = chain(
-                    search, sig, sweep, where, name, rng, span, args.kills - landed, total
+                    search, sig, sweep, where, name, rng, span, args.kills - landed, total, args.stale_state
                 )
                 if (results / "trials.parquet").exists():
                     problems += check(search, results, reference, SEARCHES[search])
