@@ -203,7 +203,7 @@ def _interrupt(proc: subprocess.Popen, sig: str) -> int | None:
         code = proc.wait(timeout=EXIT_WAIT_S)
     except subprocess.TimeoutExpired:  # a hang: reported, then cleared away
         os.killpg(proc.pid, signal.SIGKILL)
-        code = proc.wait()
+        proc.wait()
         code = -999
     _wait_for_exit(tree)
     return code
