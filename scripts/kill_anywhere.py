@@ -113,7 +113,8 @@ class Interruption:
     notes: list[str] = field(default_factory=list)
 
 
-def _descendants(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their children, …), from /proc."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -129,7 +130,7 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _wait_for_exit(pids: set[int]) -> None:
+def wait_for_exit(pids: set[int]) -> None:
     """Block until each process has exited (its pidfd becomes readable): Ray's workers are not in
     the killed group, and a resume must not start while one of them still writes."""
     deadline = time.monotonic() + EXIT_WAIT_S
@@ -139,9 +140,13 @@ def _wait_for_exit(pids: set[int]) -> None:
         except ProcessLookupError:
             continue
         try:
-            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         finally:
             os.close(fd)
+        if not ready:
+            raise TimeoutError(
+                f"process {pid} of the interrupted command did not exit in {EXIT_WAIT_S:.0f} s"
+            )
 
 
 def _command(args: list[str], log: Path, stale: bool = False) -> subprocess.Popen:
@@ -197,7 +202,7 @@ def _interrupt(proc: subprocess.Popen, sig: str) -> int | None:
     """Send the signal to the command's process group; its exit code (None: it had ended)."""
     if proc.poll() is not None:
         return None
-    tree = _descendants(proc.pid)
+    tree = descendants(proc.pid)
     os.killpg(proc.pid, SIGNALS[sig])
     try:
         code = proc.wait(timeout=EXIT_WAIT_S)
@@ -205,7 +210,7 @@ def _interrupt(proc: subprocess.Popen, sig: str) -> int | None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         code = -999
-    _wait_for_exit(tree)
+    wait_for_exit(tree)
     return code
 
 

@@ -6,21 +6,14 @@ random generator, and the checks hold wherever they land."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("kill_anywhere", ROOT / "scripts" / "kill_anywhere.py")
-kill_anywhere = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = kill_anywhere  # its dataclasses look their module up there
-spec.loader.exec_module(kill_anywhere)
+from harness import kill_anywhere
 
 
 @pytest.mark.slow

@@ -11,9 +11,10 @@ import subprocess
 import optuna
 import pandas as pd
 import pytest
+from harness import kill_anywhere
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from test_sweep_run import _descendants, _wait_for_exit, assert_complete_histories, run, start_run, tiny_sweep
+from test_sweep_run import assert_complete_histories, run, start_run, tiny_sweep
 
 from latent_sweep.lock import LOCK_FILE
 from latent_sweep.study import JOURNAL_FILE
@@ -50,11 +51,11 @@ def test_a_killed_optuna_sweep_resumes_to_num_samples_distinct_trials(tmp_path):
         optuna_sweep(tmp_path, "killed"), tmp_path / "res", stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        tree = _descendants(proc.pid)
+        tree = kill_anywhere.descendants(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    _wait_for_exit(tree)
+    kill_anywhere.wait_for_exit(tree)
     assert (results / LOCK_FILE).exists()
     # A kill in the middle of Optuna's write leaves a record cut off; resume drops it.
     journal = results / JOURNAL_FILE

@@ -7,12 +7,10 @@ from __future__ import annotations
 import copy
 import io
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +19,7 @@ import pytest
 import ray
 import torch
 import yaml
+from harness import kill_anywhere
 from ray import tune
 
 from latent_sweep import cli, config, population
@@ -282,50 +281,19 @@ def test_a_trial_with_a_config_error_ends_once_with_its_reason(local_ray, tmp_pa
     assert attempts == {trials.loc["cuda", "trial_id"]: 0, trials.loc["cpu", "trial_id"]: 0}
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _wait_for_exit(pids: set[int]) -> None:
-    """Block until each process has exited (a pidfd becomes readable when its process ends)."""
-    deadline = time.monotonic() + DEADLINE_S
-    for pid in pids:
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            continue
-        try:
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            assert ready, f"timed out waiting for process {pid} of the killed run to exit"
-        finally:
-            os.close(fd)
-
-
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_results(local_ray, tmp_path):
     path = tiny_sweep(tmp_path, "kill", 600, seeds=2)  # one population trial of seeds 0 and 1
     results = tmp_path / "res" / "kill"
     proc = start_run(path, tmp_path / "res", stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        tree = _descendants(proc.pid)
+        tree = kill_anywhere.descendants(proc.pid)
         checkpointed = sorted({p.parent.name for p in results.glob("trial_*/checkpoint_*")})
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # Ray's workers are not in the group; they exit once their raylet is gone.
-    _wait_for_exit(tree)
+    kill_anywhere.wait_for_exit(tree)
     assert (results / LOCK_FILE).exists()  # left behind by the killed run; resume takes it over
 
     assert run("resume", results) == 0
@@ -407,7 +375,7 @@ def test_a_lost_worker_is_retried_from_its_checkpoint(tmp_path):
     results = tmp_path / "res" / "lost"
     proc = start_run(path, tmp_path / "res", stderr=subprocess.DEVNULL)
     # The trial's worker: the Ray actor process running the function trainable.
-    workers = [p for p in _descendants(proc.pid) if b"ImplicitFunc" in _cmdline(p)]
+    workers = [p for p in kill_anywhere.descendants(proc.pid) if b"ImplicitFunc" in _cmdline(p)]
     assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)  # a lost worker, as on a reclaimed spot node
     proc.communicate(timeout=DEADLINE_S)
