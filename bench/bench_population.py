@@ -1,28 +1,52 @@
 """Model-steps/s of population training (members × steps per second) against the seed-style
-single-model loop, in the same run.
+single-model loop, in the same run; one row printed as each measurement finishes.
 
-    .venv/bin/python bench/bench_population.py [--members 1,16,64,256] [--steps 3000]
-    .venv/bin/python bench/bench_population.py --device cuda --members 1024,4096,16384 --profile
+    .venv/bin/python bench/bench_population.py [--members 1,16,64,256] [--steps 3000] [--compile]
+    .venv/bin/python bench/bench_population.py --device cuda --members 1,1024,16384 --graph both \
+        --compile 16384
 
 The workload is ex17 as a sweep trains it: history on (automatic decimation) and evaluations
-every 500 steps, checkpoints every 2500. Steady state is the span from a population's first
-evaluation report to its last (setup, first-call allocations and the first 500 steps are the
-warm-up, reported separately). On CPU: one thread, CPU time of this process
-(`time.process_time`: on a shared machine wall time mostly measures the neighbours' load);
-on CUDA: wall time, each report already synchronized by the evaluation's host transfer.
-`--compile` also runs each population with `compile: true` (torch.compile; the compile time
-is part of its warm-up). The baseline is a plain loop written the way the seed notebook's 1.7
-loop is: DataLoader, weighted sampler, a Python loop over regularizers with `.item()` per term.
-Target on CPU:
-K = 64 ≥ 40× the seed-style loop (20× the floor).
+every 500 steps, checkpoints every 2500 and at the end. Steady state is the span from a
+population's first evaluation report to its last (so `--steps` ≥ 1000): setup, first-call
+allocations, compiling, graph capture and the first 500 steps are the warm-up, reported
+separately in wall seconds. Steady-state time is, on CPU, CPU time of this process with one
+thread (`time.process_time`: on a shared machine wall time mostly measures the neighbours'
+load); on CUDA, wall time, the device synchronized at each report.
+
+Columns: `× seed` is the rate over the fastest seed-style run so far (the baseline: a plain loop
+written the way the seed notebook's 1.7 loop is — DataLoader, weighted sampler, a Python loop over
+regularizers with `.item()` per term — on one CPU thread, CPU time; on CPU it runs again before
+each size, as the load varies, on CUDA once). `eval %` is the share of steady-state time inside
+the experiment's `evaluate()` (timed by wrapping it here; on CUDA the device is synchronized
+before and after, and the loop already syncs there). `report %` is the share from the end of
+each `evaluate()` to its report reaching the session: score tables, summary statistics, history
+parts and checkpoints written. Snapshots (at the end only, for ex17) and history logging are in
+neither: they are part of the steps.
+
+`--graph on|off|both` sets the trial's `cuda_graph` to `auto` (on) or `off`; the `graph` column
+says what happened: `on` when CUDA graphs were replayed (`torch.cuda.CUDAGraph.replay` is counted
+here), else `off`, marked `!` where that differs from what was asked. CPU has no CUDA graphs:
+there each population runs once, as it is, and the column reads `n/a`. `--compile` also runs
+each population with `compile: true` (torch.compile; every compiled run starts from a reset
+compiler, as a trial's process does, and its compile time is part of its warm-up); `--compile
+16384` does so only for the sizes listed. A population that fails prints a `failed` row, the
+others still run, and the exit status is 1.
+
+Target on CPU: K = 64 ≥ 40× the seed-style loop (20× the floor).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import gc
+import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
@@ -32,11 +56,13 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from latent_sweep import colors, config
 from latent_sweep.experiments import run_trial, seed_everything
+from latent_sweep.experiments.autoencoder import Autoencoders
 from latent_sweep.schedule import Dopesheet
 from latent_sweep.session import LocalSession
 from latent_sweep.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parent.parent
+EVAL_EVERY = 500  # ex17's
 
 
 class ColorAutoencoder(nn.Module):
@@ -134,58 +160,214 @@ def seed_style_loop(steps: int) -> float:
     return steps / (time.process_time() - start)
 
 
-def population(members: int, steps: int, device: str, compile: bool, profile: bool) -> tuple[float, float]:
-    """(steady-state model-steps/s, warm-up seconds) of one ex17 population of `members` seeds."""
+@dataclass
+class Measured:
+    rate: float  # steady-state model-steps/s
+    warm: float  # wall seconds from the start of the trial to its first report
+    eval_share: float  # of steady-state time, inside evaluate()
+    report_share: float  # of steady-state time, from evaluate()'s end to the report
+    replays: int | None  # CUDA graph replays during the trial (None on CPU)
+
+
+@contextlib.contextmanager
+def timed_evaluations(clock: Callable[[], float], sync: Callable[[], None]) -> Iterator[list]:
+    """(start, end) on `clock` of every `Autoencoders.evaluate` call while inside."""
+    spans: list[tuple[float, float]] = []
+    original = Autoencoders.evaluate
+
+    def evaluate(self):
+        sync()
+        begin = clock()
+        try:
+            return original(self)
+        finally:
+            sync()
+            spans.append((begin, clock()))
+
+    Autoencoders.evaluate = evaluate
+    try:
+        yield spans
+    finally:
+        Autoencoders.evaluate = original
+
+
+@contextlib.contextmanager
+def counted_graph_replays(device: str) -> Iterator[list[int]]:
+    """How many times a CUDA graph (`torch.cuda.CUDAGraph`, what `torch.cuda.graph`,
+    `make_graphed_callables` and torch.compile's graph trees capture into) is replayed."""
+    count = [0]
+    if device != "cuda":
+        yield count
+        return
+    cls = torch.cuda.CUDAGraph
+    original = cls.replay
+
+    def replay(self, *args, **kwargs):
+        count[0] += 1
+        return original(self, *args, **kwargs)
+
+    cls.replay = replay
+    try:
+        yield count
+    finally:
+        cls.replay = original
+
+
+def population(
+    members: int, steps: int, device: str, compile: bool, graph: bool | None, profile: bool
+) -> Measured:
+    """One ex17 population of `members` seeds; `graph` None leaves `cuda_graph` unset (CPU)."""
     trial, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex17.yaml"))
     trial = copy.deepcopy(trial)
     trial.update(steps=steps, device=device, compile=compile, members=[{"seed": s} for s in range(members)])
-    clock = time.process_time if device == "cpu" else time.perf_counter
-    marks: list[tuple[int, float]] = []
-    start = clock()
-    with tempfile.TemporaryDirectory() as tmp:
-        session = LocalSession(tmp, on_report=lambda m, _: marks.append((int(m["step"]), clock())))
+    if graph is not None:
+        trial["cuda_graph"] = "auto" if graph else "off"
+    cuda = device == "cuda"
+    clock = time.perf_counter if cuda else time.process_time
+    sync = torch.cuda.synchronize if cuda else lambda: None
+    marks: list[tuple[int, float, float]] = []  # step, clock, wall
+
+    def on_report(metrics: dict, _checkpoint) -> None:
+        sync()
+        marks.append((int(metrics["step"]), clock(), time.perf_counter()))
+
+    if compile:
+        torch._dynamo.reset()  # compile afresh, as a trial's own process does
+    start = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        timed_evaluations(clock, sync) as spans,
+        counted_graph_replays(device) as replays,
+    ):
+        session = LocalSession(tmp, on_report=on_report)
         if profile:
             from torch.profiler import ProfilerActivity
             from torch.profiler import profile as torch_profile
 
-            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
             with torch_profile(activities=activities) as prof:
                 run_trial(trial, session)
-            sort = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
-            print(prof.key_averages().table(sort_by=sort, row_limit=20))
+            sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+            print(prof.key_averages().table(sort_by=sort, row_limit=20), flush=True)
         else:
             run_trial(trial, session)
-    (s0, t0), (s1, t1) = marks[0], marks[-1]
-    return members * (s1 - s0) / (t1 - t0), t0 - start
+    if len(marks) != len(spans) or len(marks) < 2:
+        raise RuntimeError(f"{len(marks)} reports and {len(spans)} evaluations: no steady state to measure")
+    (s0, t0, wall0), (s1, t1, _) = marks[0], marks[-1]
+    span = t1 - t0
+    # Evaluations 1.. (and their reports) fall inside the steady state; the first is warm-up.
+    evals = sum(end - begin for begin, end in spans[1:])
+    reports = sum(mark[1] - end for mark, (_, end) in zip(marks[1:], spans[1:], strict=True))
+    return Measured(
+        rate=members * (s1 - s0) / span,
+        warm=wall0 - start,
+        eval_share=evals / span,
+        report_share=reports / span,
+        replays=replays[0] if cuda else None,
+    )
 
 
-def main() -> None:
+HEAD = (
+    f"{'K':>6}  {'device':<6}  {'mode':<8}  {'graph':<5}  {'model-steps/s':>13}  {'× seed':>7}"
+    f"  {'warm-up s':>9}  {'eval %':>6}  {'report %':>8}"
+)
+
+
+def row(k: str, device: str, mode: str, graph: str, rate: float, ratio: float, rest: str = "") -> str:
+    return f"{k:>6}  {device:<6}  {mode:<8}  {graph:<5}  {rate:>13,.0f}  {ratio:>7.1f}{rest}"
+
+
+def measure_row(
+    k: int, steps: int, device: str, compile: bool, graph: bool | None, profile: bool, base: float
+) -> bool:
+    """Run one population and print its row (or a `failed` row); whether it ran."""
+    mode = "compiled" if compile else "eager"
+    asked = "n/a" if graph is None else "on" if graph else "off"
+    try:
+        m = population(k, steps, device, compile, graph, profile)
+    except Exception as e:  # one failing population must not hide the other rows
+        traceback.print_exc()
+        reason = f"{type(e).__name__}: {e}".splitlines()[0][:70]
+        print(f"{k:>6}  {device:<6}  {mode:<8}  {asked:<5}  failed: {reason}", flush=True)
+        return False
+    finally:
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    got = asked if m.replays is None else "on" if m.replays else "off"
+    mark = "" if got == asked else "!"
+    rest = f"  {m.warm:>9.1f}  {100 * m.eval_share:>6.1f}  {100 * m.report_share:>8.1f}"
+    print(row(str(k), device, mode, got + mark, m.rate, m.rate / base, rest), flush=True)
+    if mark:
+        print(f"        (cuda_graph asked {asked}: {m.replays} CUDA graph replays)", flush=True)
+    return True
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", default="1,16,64,256", help="population sizes K, comma-separated")
     parser.add_argument("--steps", type=int, default=3000, help="steps per population (≥ 1000)")
     parser.add_argument("--baseline-steps", type=int, default=2000)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--compile", action="store_true", help="also run each population compiled")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="all",
+        metavar="K,...",
+        help="also run each population compiled; with sizes, only those",
+    )
+    parser.add_argument(
+        "--graph",
+        default="on",
+        choices=["on", "off", "both"],
+        help="CUDA graphs (cuda_graph: auto / off), or each population both ways; CPU: n/a",
+    )
     parser.add_argument("--profile", action="store_true", help="profile the largest population")
     args = parser.parse_args()
+    if args.steps < 2 * EVAL_EVERY:
+        parser.error(f"--steps must be ≥ {2 * EVAL_EVERY}: the steady state is between evaluations")
     torch.set_num_threads(1)
     sizes = [int(k) for k in args.members.split(",")]
-    # The baseline runs before each population; ratios use its fastest run (the conservative
-    # choice on a machine whose load varies).
-    runs, rows = [], []
-    for k in sizes:
+    if args.compile is None:
+        compiled_sizes: set[int] = set()
+    elif args.compile == "all":
+        compiled_sizes = set(sizes)
+    else:
+        compiled_sizes = {int(k) for k in args.compile.split(",")}
+    cuda = args.device == "cuda"
+    if cuda:
+        torch.zeros(1, device="cuda")  # the CUDA context, outside every row's warm-up
+        torch.cuda.synchronize()
+        where = f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+        graphs: list[bool | None] = {"on": [True], "off": [False], "both": [True, False]}[args.graph]
+    else:
+        where = f"cpu, 1 thread, torch {torch.__version__}"
+        graphs = [None]
+    print(f"ex17, {args.steps} steps, history on, evaluations every {EVAL_EVERY}; {where}", flush=True)
+    if not cuda and args.graph != "on":
+        print(f"(cpu has no CUDA graphs: --graph {args.graph} runs each population once, as is)", flush=True)
+    print(HEAD, flush=True)
+
+    runs: list[float] = []
+
+    def baseline() -> None:
         runs.append(seed_style_loop(args.baseline_steps))
-        for compile in (False, True) if args.compile else (False,):
-            rate, warm = population(k, args.steps, args.device, compile, args.profile and k == sizes[-1])
-            rows.append((k, "compiled" if compile else "eager", rate, warm))
-    base = max(runs)
-    each = ", ".join(f"{r:.0f}" for r in runs)
-    print(f"seed-style loop (cpu, 1 thread): {base:10.0f} steps/s  (runs: {each})")
-    for k, mode, rate, warm in rows:
-        head = f"K = {k:6d} ({args.device}, {mode:8})"
-        print(f"{head}: {rate:10.0f} model-steps/s {rate / base:8.1f}x  (warm-up {warm:.1f} s)")
-    print(f"ex17, {args.steps} steps, evaluations every 500, history on; target on cpu: K = 64 ≥ 40x")
+        print(row("seed", "cpu", "loop", "n/a", runs[-1], runs[-1] / max(runs)), flush=True)
+
+    failed = 0
+    for i, k in enumerate(sizes):
+        if i == 0 or not cuda:
+            baseline()
+        for compile in (False, True) if k in compiled_sizes else (False,):
+            for graph in graphs:
+                profile = args.profile and k == sizes[-1]
+                failed += not measure_row(k, args.steps, args.device, compile, graph, profile, max(runs))
+    each = ", ".join(f"{r:,.0f}" for r in runs)
+    print(f"seed-style loop runs (steps/s): {each}; × seed: over the fastest run before the row", flush=True)
+    if not cuda:
+        print("target on cpu: K = 64 ≥ 40× the seed-style loop", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

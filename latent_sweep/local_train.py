@@ -89,9 +89,12 @@ def train(
         TimeRemainingColumn(),
     ]
     with Progress(*columns, TextColumn("{task.fields[scores]}"), disable=not live) as progress:
-        task = progress.add_task(cfg.name, total=total, scores="")
+        task = progress.add_task(cfg.name, total=total, scores="", device=None)
 
         def on_report(metrics: dict, checkpoint: Path | None) -> None:
+            if progress.tasks[task].fields.get("device") is None:  # the first report says where
+                progress.update(task, device=metrics.get("device"))
+                progress.console.print(f"training {cfg.name} on {metrics.get('device')}", soft_wrap=True)
             shown = {k: metrics[k] for k in ("hue_corr", "recon_mse", "trustworthiness_k10") if k in metrics}
             text = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
             progress.update(task, completed=metrics["step"], scores=text)

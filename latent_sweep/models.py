@@ -84,12 +84,11 @@ class Stack:
         self.params = torch.stack(rows).to(device)
         self.leaves = [leaf for net in nets for leaf in net.bind(self.params)]
 
-    def take_grad(self) -> torch.Tensor:
-        """The leaves' gradients as one [K, P] tensor, in the parameters' layout; clears them."""
-        grad = torch.cat([leaf.grad.flatten(1) for leaf in self.leaves], dim=1)
-        for leaf in self.leaves:
-            leaf.grad = None
-        return grad
+    def grad(self, loss: torch.Tensor) -> torch.Tensor:
+        """The gradient of `loss` (a scalar: the members' losses summed) as one [K, P] tensor,
+        in the parameters' layout; functional, so nothing is left in the leaves' `.grad`."""
+        grads = torch.autograd.grad(loss, self.leaves)
+        return torch.cat([g.flatten(1) for g in grads], dim=1)
 
 
 class ColorAutoencoders(Stack):

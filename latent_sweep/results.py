@@ -4,9 +4,10 @@ Rows are members. A trial trains a population of members (one, unless its config
 `members:`); every table here has one row per member: `trial_id`, `member`, `seed`, `status`,
 the member's own config flattened (`config.<path>`, keyframes by the STEP the sweep's schedule
 writes them at: `latent_sweep.columns`), its final scores (its last evaluation),
-`best_<score>` (its best evaluation, in each score's direction), `diverged_at`, `steps`,
-`wall_time_s`, `error` and `trial_dir`. A trial's `evals/` and `history/` hold all its members
-(`member` and `seed` columns); files without a `member` column are member 0's.
+`best_<score>` (its best evaluation, in each score's direction), `diverged_at`, `device` (where
+its trial trained: `latent_sweep.trials`), `steps`, `wall_time_s`, `error` and `trial_dir`. A
+trial's `evals/` and `history/` hold all its members (`member` and `seed` columns); files
+without a `member` column are member 0's.
 
 Where rows come from. `trials.parquet` in a sweep directory is authoritative for the trials it
 lists. A sweep still running, or interrupted, may have none or a stale one, so trial
@@ -41,8 +42,8 @@ from latent_sweep.score_declarations import Goal, check_returned, goal_of
 from latent_sweep.sweep_spec import statistic_of
 
 META_COLUMNS = (
-    "sweep", "trial_id", "member", "seed", "status", "diverged_at", "steps", "wall_time_s", "error",
-    "trial_dir",
+    "sweep", "trial_id", "member", "seed", "status", "diverged_at", "device", "steps", "wall_time_s",
+    "error", "trial_dir",
 )  # fmt: skip
 # Columns of evals/ and history/ part files that are not scores or logged values.
 KEY_COLUMNS = ("trial_id", "step", "member", "seed", "diverged_at")
@@ -249,7 +250,7 @@ def member_rows(
     """One row per member of a trial (see the module doc) from its config and its evaluations,
     keyframe columns named by `keyframes`: the sweep's schedule as written (`latent_sweep.columns`),
     by default the trial's own (where a sampled STEP has changed it: a sweep passes its own);
-    `tail` (steps, wall_time_s, error, trial_dir) goes on every row. `goals` (the scores the
+    `tail` (device, steps, wall_time_s, error, trial_dir) goes on every row. `goals` (the scores the
     trial's experiment declares for its config) makes the score columns exactly those, empty
     before the first evaluation, and evaluations holding other scores an error; without it the
     score columns are the evaluations' own."""

@@ -25,7 +25,7 @@ class Session(Protocol):
     def restore(self) -> dict[str, Any] | None:
         """The latest checkpoint dict, or None for a fresh start."""
 
-    def report(self, metrics: dict[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+    def report(self, metrics: dict[str, float | str], checkpoint: dict[str, Any] | None = None) -> None:
         """Publish metrics, with a checkpoint when one is due (written whole before it counts)."""
 
 
@@ -50,7 +50,7 @@ class LocalSession:
         self.trial_dir = Path(trial_dir)
         self.keep = keep
         self.on_report = on_report
-        self.metrics: list[dict[str, float]] = []
+        self.metrics: list[dict[str, float | str]] = []
         self._dir = self.trial_dir / "checkpoints"
 
     def _existing(self) -> list[Path]:
@@ -63,7 +63,7 @@ class LocalSession:
         existing = self._existing()
         return load_state(existing[-1]) if existing else None
 
-    def report(self, metrics: dict[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+    def report(self, metrics: dict[str, float | str], checkpoint: dict[str, Any] | None = None) -> None:
         self.metrics.append(dict(metrics))
         final = None
         if checkpoint is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs
+import ray
 import yaml
 from ray import tune
 
@@ -30,6 +31,7 @@ from latent_sweep.errors import UserError
 from latent_sweep.history import TRIAL_DIR_PREFIX
 from latent_sweep.interrupts import interrupt_after
 from latent_sweep.lock import ResultsLock
+from latent_sweep.resources import trains_on, trial_gpus
 from latent_sweep.sweep_spec import SweepSpec, load_spec
 from latent_sweep.tune_adapter import StudySearch, trainable
 
@@ -82,9 +84,10 @@ def run(
                 f"or run into another directory with --name or --storage"
             )
         _write_text(f"{path}/{SWEEP_FILE}", yaml.safe_dump(effective, sort_keys=False))
-        print(f"sweep {name}: {_describe(spec)} → {path}")
         with _ray(address):
-            tuner = _tuner(spec, path, name)
+            resources = trial_resources(spec)
+            print(f"sweep {name}: {_describe(spec, resources)} → {path}")
+            tuner = _tuner(spec, path, name, resources)
             tuner.fit()
             return Outcome(path, _finish(spec, path))
 
@@ -106,10 +109,11 @@ def resume(results_dir: str | Path, *, restart_errored: bool = False, address: s
         if not _is_uri(path):  # damaged files: named, rebuilt where they can be (docs/reliability.md)
             recovery.prepare_resume(Path(path), spec.block.resources.cpu, spec.block.success, name)
         with _ray(address):
+            resources = trial_resources(spec)
             if _restorable(path):
                 tuner = tune.Tuner.restore(
                     path,
-                    trainable=_trainable(spec, path),
+                    trainable=_trainable(spec, path, resources),
                     resume_unfinished=True,
                     restart_errored=restart_errored,
                 )
@@ -117,7 +121,7 @@ def resume(results_dir: str | Path, *, restart_errored: bool = False, address: s
                     _point_study_at(tuner, f"{path}/{study.JOURNAL_FILE}")
                 print(f"resuming {path}")
             else:
-                tuner = _tuner(spec, path, name)
+                tuner = _tuner(spec, path, name, resources)
                 print(f"starting {path} again: it was stopped before Tune saved its state")
             tuner.fit()
             return Outcome(path, _finish(spec, path))
@@ -178,19 +182,32 @@ def _is_uri(path: str) -> bool:
     return "://" in path
 
 
-def _describe(spec: SweepSpec) -> str:
+def trial_resources(spec: SweepSpec) -> dict[str, float]:
+    """What each trial asks Ray for: `sweep.resources`, `gpu: auto` resolved on the cluster Ray is
+    connected to (`resources.trial_gpus`)."""
+    b, cluster_gpus = spec.block, ray.cluster_resources().get("GPU", 0)
+    gpu = trial_gpus(b.resources.gpu, spec.members_per_trial, cluster_gpus, spec.devices)
+    if gpu == 0 and spec.cfg.device == "cuda":
+        raise UserError(
+            f"{spec.source}: `sweep.resources.gpu` is `auto` and the Ray cluster has no GPUs, but the "
+            "config asks for `device: cuda`; run where Ray has a GPU, or use `device: auto` or `cpu`"
+        )
+    return {"cpu": b.resources.cpu, "gpu": gpu}
+
+
+def _describe(spec: SweepSpec, resources: dict[str, float]) -> str:
     b = spec.block
     objectives = ", ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.modes, strict=True))
+    cpu, gpu, where = resources["cpu"], resources["gpu"], trains_on(spec.devices, resources["gpu"])
     return (
         f"{spec.describe()}, search {b.search}, scheduler {b.scheduler}, {objectives}, "
-        f"{b.resources.cpu:g} cpu + {b.resources.gpu:g} gpu per trial"
+        f"{cpu:g} cpu + {gpu:g} gpu per trial (trains on {where})"
     )
 
 
-def _trainable(spec: SweepSpec, path: str):
+def _trainable(spec: SweepSpec, path: str, resources: dict[str, float]):
     b = spec.block
     results_dir = None if _is_uri(path) else path
-    resources = {"cpu": b.resources.cpu, "gpu": b.resources.gpu}
     return trainable(spec.base, results_dir, spec.source, resources, b.metric, b.mode, b.success)
 
 
@@ -199,7 +216,7 @@ def trial_dirname(trial) -> str:
     return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
 
 
-def _tuner(spec: SweepSpec, path: str, name: str):
+def _tuner(spec: SweepSpec, path: str, name: str, resources: dict[str, float]):
     b = spec.block
     storage = path.rsplit("/", 1)[0]
     tune_config = tune.TuneConfig(
@@ -229,7 +246,10 @@ def _tuner(spec: SweepSpec, path: str, name: str):
         sync_config=tune.SyncConfig(sync_artifacts=_is_uri(path)),
     )
     return tune.Tuner(
-        _trainable(spec, path), param_space=spec.param_space(), tune_config=tune_config, run_config=run_config
+        _trainable(spec, path, resources),
+        param_space=spec.param_space(),
+        tune_config=tune_config,
+        run_config=run_config,
     )
 
 

@@ -45,6 +45,7 @@ from pydantic import Field, field_validator
 from latent_sweep import config, population
 from latent_sweep.errors import UserError
 from latent_sweep.experiments.base import Strict
+from latent_sweep.resources import Resources
 from latent_sweep.score_declarations import goal_of
 
 TRIAL_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX, without importing Ray here
@@ -73,11 +74,6 @@ def statistic_of(name: str) -> str | None:
     if name.endswith(STAT_SUFFIXES) and is_score(name[: -len(STAT_SUFFIXES[0])]):
         return name[: -len(STAT_SUFFIXES[0])]
     return None
-
-
-class Resources(Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
 
 
 class SampledSeed(Strict):
@@ -224,6 +220,19 @@ class SweepSpec:
         if self.block.pack > 1:
             return -(-self.config_count // self.block.pack)
         return self.config_count * (1 if self.seed_population else self.seed_repeats)
+
+    @property
+    def members_per_trial(self) -> int:
+        """Members of a trial (of the largest, packed): the base's members (its seeds with
+        `population: seeds`, else its own seed) × the configs packed into it."""
+        return len(population.overrides(self.base)) * min(self.block.pack, self.config_count)
+
+    @property
+    def devices(self) -> set[str]:
+        """The `device` values the sweep's trials have: the base's, or the options of a `device`
+        space leaf."""
+        leaf = self.space.get("device")
+        return {str(v) for v in leaf.args} if leaf is not None else {self.cfg.device}
 
     @property
     def tune_samples(self) -> int:

@@ -3,15 +3,17 @@ trials' own evaluations.
 
 Ray's `ExperimentAnalysis` (local paths and URIs alike) gives each trial's status, its config
 (turned back into the full trial config by `sweep_spec.trial_config`), its last report (`steps`,
-`wall_time_s`: Ray's training time) and the pickled error of a failed trial. Each trial's
-`evals/` part files, read from its directory in storage through pyarrow's filesystems, give each
-member's final scores (its last evaluation), `best_<score>` (its best one, in each score's
-direction) and `diverged_at`; the score columns are those the trial's experiment declares for
-its config (`latent_sweep.score_declarations`). Columns: `trial_id`, `member`, `seed`,
+`wall_time_s`: Ray's training time, `device`: where the trial trained, as its loop reports it)
+and the pickled error of a failed trial. Each trial's `evals/` part files, read from its
+directory in storage through pyarrow's filesystems, give each member's final scores (its last
+evaluation), `best_<score>` (its best one, in each score's direction) and `diverged_at`; the
+score columns are those the trial's experiment declares for its config
+(`latent_sweep.score_declarations`). Columns: `trial_id`, `member`, `seed`,
 `status`, `config.<path>` (the member's full config, flattened in the sweep's path syntax, its
 keyframes named by the STEP the sweep's schedule writes them at: `latent_sweep.columns`),
-final scores, `best_<score>`, `diverged_at`, `steps`, `wall_time_s`, `error` and `trial_dir`
-(relative to the sweep directory).
+final scores, `best_<score>`, `diverged_at`, `device` (`cuda:0`, `cpu`; empty for a trial that
+never reported one: it ran before trials reported their device, or reported nothing), `steps`,
+`wall_time_s`, `error` and `trial_dir` (relative to the sweep directory).
 The schema is explicit: no column type is left to inference.
 """
 
@@ -38,6 +40,7 @@ FAILED = "trial_failed"
 HEAD = [("trial_id", pa.string()), ("member", pa.int64()), ("seed", pa.int64()), ("status", pa.string())]
 TAIL = [
     ("diverged_at", pa.int64()),
+    ("device", pa.string()),
     ("steps", pa.int64()),
     ("wall_time_s", pa.float64()),
     ("error", pa.string()),
@@ -65,6 +68,7 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
             read_table(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
             declared_for(raw),
             keyframes=keyframes,
+            device=None if last.get("device") is None else str(last["device"]),
             steps=int(last.get("step", 0)),
             wall_time_s=last.get("time_total_s"),
             error=failed or (error_reason(trial.get_pickled_error()) if trial.status == "ERROR" else None),

@@ -37,6 +37,7 @@ class RaySession:
         self.trial_dir = trial_dir
         self.local = local  # trial_dir is in the sweep's storage (not a scratch directory)
         self.step = 0  # the last step reported
+        self.device: str | None = None  # where the loop said it trains (`device` in its reports)
 
     def restore(self) -> dict[str, Any] | None:
         checkpoint = tune.get_checkpoint()
@@ -46,11 +47,12 @@ class RaySession:
             # A damaged checkpoint or history part (a power cut, a full disk): an earlier whole one.
             return recovery.restore_state(Path(directory), self.trial_dir if self.local else None)
 
-    def report(self, metrics: dict[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+    def report(self, metrics: dict[str, float | str], checkpoint: dict[str, Any] | None = None) -> None:
         # `done` is Ray's own key: reporting done=True makes Tune stop the trial at once, which
         # would cut off whatever the loop does after its final report.
         metrics = {k: v for k, v in metrics.items() if k != "done"}
         self.step = int(metrics.get("step", self.step))
+        self.device = metrics.get("device", self.device)
         if checkpoint is None:
             tune.report(metrics)
             return
@@ -99,7 +101,8 @@ def train_trial(
     except (TrialDiverged, UserError) as err:
         metrics, modes = (metric, mode) if isinstance(metric, list) else ([metric], [mode])
         worst = {m: -math.inf if d == "max" else math.inf for m, d in zip(metrics, modes, strict=True)}
-        tune.report({"step": session.step, **worst, FAILED: f"{type(err).__name__}: {err}"})
+        where = {} if session.device is None else {"device": session.device}
+        tune.report({"step": session.step, **worst, **where, FAILED: f"{type(err).__name__}: {err}"})
 
 
 def trainable(

@@ -155,14 +155,12 @@ def test_data_fraction_weights_apply_from_a_phases_first_step():
     members = build_members(raw)
     for first in (3000, 5000):
         batches = Autoencoders(members, torch.device("cpu")).batches
-        batches.streams.start = first - first % batches.streams.chunk - batches.streams.chunk
-        x, _ = batches(first)
+        x, _ = batches(torch.tensor(first), batches.shape(first), first)
         vibrancy = x.max(dim=-1).values - x.min(dim=-1).values
         assert vibrancy.min() >= 0.99, first
     # Past the ramp (fraction 1), every color of the cube may be drawn.
     batches = Autoencoders(members, torch.device("cpu")).batches
-    batches.streams.start = 15000 - 15000 % batches.streams.chunk - batches.streams.chunk
-    x, _ = batches(15000)
+    x, _ = batches(torch.tensor(15000), batches.shape(15000), None)
     assert (x.max(dim=-1).values - x.min(dim=-1).values).min() < 0.5
 
 
@@ -186,8 +184,13 @@ def test_members_sharing_a_data_fraction_sample_by_the_weights_of_members_that_d
     raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
     shared = build_members({**raw, "members": [{"seed": 0}, {"seed": 1}]})
     mixed = build_members({**raw, "members": [{"seed": 0}, {"seed": 1, "schedule.scale.data-fraction": 0.5}]})
+
+    def cdf(members, step: int) -> torch.Tensor:
+        batches = Autoencoders(members, torch.device("cpu")).batches
+        batches.rebuild(torch.tensor(step))
+        return batches.cdf
+
     for step in (6000, 12000):
-        one = Autoencoders(shared, torch.device("cpu")).batches.weights_cdf(step)
-        rows = Autoencoders(mixed, torch.device("cpu")).batches.weights_cdf(step)
+        one, rows = cdf(shared, step), cdf(mixed, step)
         assert one.shape == (3600,) and rows.shape == (2, 3600)
         assert torch.equal(rows[0], one) and not torch.equal(rows[1], one)

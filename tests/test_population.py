@@ -36,20 +36,33 @@ def histories(trial_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     return hist, read_table(trial_dir / "evals").drop(columns="trial_id")
 
 
+def draws(batches, step: int, cached: bool) -> tuple[torch.Tensor, ...]:
+    """Rows, inputs and labels of `step`'s batch; `cached` as the eager loop draws them (a chunk
+    of steps at once), else as a CUDA graph does (from the step counter alone)."""
+    t = torch.tensor(step)
+    shape = batches.shape(step)
+    x, labels = batches(t, shape, step if cached else None)
+    rows = batches.pick(shape[0], batches.streams.at(t, step if cached else None)["pick"])
+    return rows, x, labels
+
+
 def test_a_member_draws_and_trains_as_it_would_alone(tiny_ex17, tmp_path):
     raw = copy.deepcopy(tiny_ex17)
     raw.update(steps=200, eval_every=200, checkpoint_every=200, history_every=1)
     pool = [3, 11, 5, 8, 0, 21, 2, 9]
     together = Autoencoders(build_members(population(raw, *seeds(*pool))), CPU).batches
+    # Another population size, the members in another order: the same draws per seed.
+    others = Autoencoders(build_members(population(raw, *seeds(*reversed(pool), 42, 77))), CPU).batches
     checked = (1, 4, 6, 7)  # four members of the eight
     alone = {k: Autoencoders(build_members(population(raw, *seeds(pool[k]))), CPU).batches for k in checked}
     for step in range(200):
-        x8, labels8 = together(step)
-        rows8 = together.pick(step, together.streams.at(step)["pick"])
+        rows8, x8, labels8 = draws(together, step, cached=True)
+        rows6, _, labels6 = draws(others, step, cached=False)
         for k, single in alone.items():
-            x1, labels1 = single(step)
-            assert torch.equal(rows8[k], single.pick(step, single.streams.at(step)["pick"])[0])
+            rows1, x1, labels1 = draws(single, step, cached=step % 2 == 0)
+            assert torch.equal(rows8[k], rows1[0]) and torch.equal(rows6[len(pool) - 1 - k], rows1[0])
             assert torch.equal(x8[k], x1[0]) and torch.equal(labels8[k], labels1[0])
+            assert torch.equal(labels6[len(pool) - 1 - k], labels1[0])
 
     run_trial(population(raw, *seeds(*pool)), LocalSession(tmp_path / "k8"))
     hist8 = read_table(tmp_path / "k8" / "history")

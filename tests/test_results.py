@@ -437,7 +437,8 @@ def gamma_rows(root: Path, status: str = "TERMINATED") -> list[dict]:
     for trial_id in GAMMA:
         raw = read_trial_config(root / trial_id)
         evals = read_table(f"file://{root / trial_id / 'evals'}")
-        tail = {"steps": 99, "wall_time_s": 1.5, "error": None, "trial_dir": trial_id}
+        device = "cuda:0" if trial_id == "g0" else None  # g1: a trial that reported no device
+        tail = {"device": device, "steps": 99, "wall_time_s": 1.5, "error": None, "trial_dir": trial_id}
         rows += member_rows(trial_id, status, raw, evals, **tail)
     return rows
 
@@ -470,8 +471,9 @@ def test_trials_parquet_has_one_typed_row_per_member(gamma, tmp_path):
     table = trials.to_table(gamma_rows(gamma))
     schema = table.schema
     assert schema.names[:4] == ["trial_id", "member", "seed", "status"]
-    assert schema.names[-5:] == ["diverged_at", "steps", "wall_time_s", "error", "trial_dir"]
+    assert schema.names[-6:] == ["diverged_at", "device", "steps", "wall_time_s", "error", "trial_dir"]
     types = {f.name: str(f.type) for f in schema}
+    assert types["device"] == "string" and table["device"].to_pylist() == ["cuda:0"] * 4 + [None] * 2
     assert [types[c] for c in ("member", "seed", "config.seed", "diverged_at", "steps")] == ["int64"] * 5
     assert types["config.schedule.scale.reg-polar"] == types["hue_corr"] == types["best_hue_corr"] == "double"
     assert not [n for n in schema.names if n.startswith("config.members")]
@@ -484,6 +486,7 @@ def test_trials_parquet_has_one_typed_row_per_member(gamma, tmp_path):
     assert trials.write(str(root), table) == f"{root}/trials.parquet"
     df = load_trials(root)
     assert len(df) == 6 and set(df["status"]) == {"TERMINATED"}  # the table is authoritative
+    assert df["device"].tolist()[:4] == ["cuda:0"] * 4 and df["device"].iloc[4:].isna().all()
     assert df["config.schedule.scale.reg-polar"].tolist() == [0.5, 0.5, 2.0, 2.0, 1.0, 1.0]
 
 

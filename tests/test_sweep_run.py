@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import signal
 import socket
@@ -81,6 +82,19 @@ def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
         assert set(evals["seed"]) == {row.seed}
 
 
+def assert_devices_reported(results: Path, trials: pd.DataFrame) -> None:
+    """Each trial's `device` is the one its last result (Ray's result.json) names, and empty when
+    that result names none; where the trial trained, as the start line said."""
+    for trial_dir, rows in trials.groupby("trial_dir"):
+        lines = (results / str(trial_dir) / "result.json").read_text().splitlines()
+        expected = json.loads(lines[-1]).get("device")
+        if expected is None:
+            assert rows["device"].isna().all()
+        else:
+            assert rows["device"].tolist() == [expected] * len(rows)
+        assert expected in (None, "cuda:0" if torch.cuda.is_available() else "cpu")
+
+
 def assert_train_reproduces(trial_dir: Path, out: Path) -> None:
     """`latent-sweep train <trial>/config.yaml` (no Ray) writes the evaluations the trial wrote (into
     `out/<the trial directory's name>`: the same name, so the same trial_id in its files)."""
@@ -102,6 +116,13 @@ def test_optuna_optimizes_the_success_rate_of_population_trials(local_ray, tmp_p
     out = capsys.readouterr().out
     results = tmp_path / "res" / "opt"
     assert "sweep opt: 2 sampled configs × 2 seeds as 2 population trials, search optuna" in out
+    # `gpu: auto`: a GPU share where Ray has a GPU, and the line says where trials train.
+    share = (
+        "0.125 gpu per trial (trains on cuda)"
+        if torch.cuda.is_available()
+        else "0 gpu per trial (trains on cpu)"
+    )
+    assert f"success_rate (max), 1 cpu + {share} → {tmp_path / 'res' / 'opt'}\n" in out
     assert f"results: {results}" in out and "trials: 2 TERMINATED (4 members)" in out
 
     trials = pd.read_parquet(results / "trials.parquet")
@@ -117,7 +138,8 @@ def test_optuna_optimizes_the_success_rate_of_population_trials(local_ray, tmp_p
     schema = pq.read_schema(results / "trials.parquet")
     types = {name: str(schema.field(name).type) for name in schema.names}
     assert [types[c] for c in ("member", "seed", "steps", "config.seed", "diverged_at")] == ["int64"] * 5
-    assert types["hue_corr"] == "double" and types["error"] == "string"
+    assert types["hue_corr"] == "double" and types["error"] == types["device"] == "string"
+    assert_devices_reported(results, trials)
     assert not [n for n in schema.names if n.startswith("config.members")]
     for row in trials.itertuples():  # a member's best over its evaluations, in each score's direction
         evals = load_evals(results / row.trial_dir, member=row.member)
@@ -167,6 +189,7 @@ def test_pack_runs_64_configs_by_4_seeds_as_one_trial(local_ray, tmp_path, capsy
     for p in space:
         assert trials[f"config.{p}"].tolist() == [pack[m // 4][p] for m in range(256)]
     assert trials["hue_corr"].notna().all()
+    assert_devices_reported(results, trials)
     evals = load_evals(results / trials["trial_dir"].iloc[0])
     assert evals["step"].tolist() == [100] * 256 and evals["member"].tolist() == list(range(256))
 

@@ -14,8 +14,9 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from latent_sweep import cli, config, population
+from latent_sweep import cli, config, population, sweep
 from latent_sweep.errors import UserError
+from latent_sweep.resources import gpu_share, trains_on, trial_gpus
 from latent_sweep.sweep_spec import TRIAL_INDEX, is_score, load_spec, statistic_of, trial_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,15 +245,89 @@ def test_validation_messages(quick_raw, block, message):
         assert "\n" not in got
 
 
-def test_cuda_device_needs_a_gpu_share(quick_raw):
+def test_cuda_device_needs_a_gpu_share(quick_raw, monkeypatch):
     raw = copy.deepcopy(quick_raw)
     raw["device"] = "cuda"
+    raw["sweep"]["resources"] = {"cpu": 1, "gpu": 0}
     with pytest.raises(
         UserError, match=r"`sweep.resources.gpu` is 0, but the config asks for `device: cuda`"
     ):
         load_spec(raw, SRC)
     raw["sweep"]["resources"] = {"cpu": 1, "gpu": 0.25}
     assert load_spec(raw, SRC).block.resources.gpu == 0.25
+    # `auto` passes validation (the cluster may have GPUs) and is refused where Ray has none.
+    raw["sweep"]["resources"] = {"cpu": 1}
+    spec = load_spec(raw, SRC)
+    monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 2.0})
+    with pytest.raises(UserError) as err:
+        sweep.trial_resources(spec)
+    assert str(err.value) == (
+        "sweeps/q.yaml: `sweep.resources.gpu` is `auto` and the Ray cluster has no GPUs, but the config "
+        "asks for `device: cuda`; run where Ray has a GPU, or use `device: auto` or `cpu`"
+    )
+    monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 2.0, "GPU": 1.0})
+    assert sweep.trial_resources(spec) == {"cpu": 1.0, "gpu": 0.125}
+
+
+@pytest.mark.parametrize(
+    ("members", "share"),
+    [(1, 1 / 8), (20, 1 / 8), (512, 1 / 8), (513, 1 / 4), (1024, 1 / 4), (1025, 1 / 2), (2048, 1 / 2),
+     (2049, 1.0), (16384, 1.0)],
+)  # fmt: skip
+def test_gpu_share_is_sized_from_a_trials_members(members, share):
+    assert gpu_share(members) == share
+
+
+def test_gpu_auto_is_the_default_and_resolves_on_the_cluster(quick_raw):
+    spec = spec_with(quick_raw, seeds=20)
+    assert spec.block.resources.gpu == "auto" and spec.block.resources.cpu == 1.0
+    assert trial_gpus("auto", 20, cluster_gpus=0, devices={"auto"}) == 0.0  # no GPUs: none
+    assert trial_gpus("auto", 20, cluster_gpus=1, devices={"auto"}) == 0.125
+    assert trial_gpus("auto", 4096, cluster_gpus=8, devices={"auto"}) == 1.0
+    assert trial_gpus("auto", 20, cluster_gpus=1, devices={"cpu"}) == 0.0  # trials that stay on the CPU
+    assert trial_gpus("auto", 20, cluster_gpus=1, devices={"cpu", "cuda"}) == 0.125
+    for given in (0, 0.25, 1):  # a number is used as given, GPUs or not
+        assert trial_gpus(float(given), 20, cluster_gpus=0, devices={"auto"}) == given
+        assert trial_gpus(float(given), 4096, cluster_gpus=1, devices={"auto"}) == given
+    assert spec_with(quick_raw, resources={"gpu": 0.25}).block.resources.gpu == 0.25
+    assert spec_with(quick_raw, resources={"cpu": 2, "gpu": 1}).block.resources.gpu == 1.0
+    assert (trains_on({"auto"}, 0.25), trains_on({"auto"}, 0.0), trains_on({"cuda"}, 1.0)) == (
+        "cuda", "cpu", "cuda"
+    )  # fmt: skip
+    assert trains_on({"cpu"}, 0.25) == "cpu" and trains_on({"cpu", "auto"}, 0.5) == "cpu/cuda"
+
+
+@pytest.mark.parametrize("gpu", [-1, "half", True, None, [1]])
+def test_gpu_share_must_be_auto_or_a_number(quick_raw, gpu):
+    assert error_of(quick_raw, resources={"gpu": gpu}) == (
+        "sweeps/q.yaml: `sweep.resources.gpu` must be `auto` (a share sized from each trial's members "
+        "where the Ray cluster has GPUs, else 0) or a number of GPUs ≥ 0 (fractions share a card), "
+        f"but got {gpu!r}"
+    )
+
+
+def test_members_per_trial_size_the_gpu_share(quick_raw):
+    assert spec_with(quick_raw).members_per_trial == 1
+    assert spec_with(quick_raw, seeds=20).members_per_trial == 20
+    assert spec_with(quick_raw, seeds=8, population="none", search="random").members_per_trial == 1
+    assert spec_with(quick_raw, seeds={"sample": True}).members_per_trial == 1
+    packed = spec_with(quick_raw, search="random", num_samples=1000, seeds=4, pack=64)
+    assert packed.members_per_trial == 256  # 64 configs × 4 seeds
+    assert spec_with(quick_raw, search="random", num_samples=3, seeds=4, pack=64).members_per_trial == 12
+    raw = copy.deepcopy(quick_raw)
+    raw["members"] = [{"seed": s} for s in range(600)]
+    raw["sweep"] = {"metric": "hue_corr", "mode": "max"}
+    assert load_spec(raw, SRC).members_per_trial == 600
+
+
+def test_the_start_line_says_the_share_and_where_trials_train(quick_raw):
+    spec = spec_with(quick_raw, search="random", num_samples=4, seeds=8)
+    line = sweep._describe(spec, {"cpu": 1.0, "gpu": 0.125})
+    assert line == (
+        "4 sampled configs × 8 seeds as 4 population trials, search random, scheduler fifo, hue_corr (max), "
+        "1 cpu + 0.125 gpu per trial (trains on cuda)"
+    )
+    assert sweep._describe(spec, {"cpu": 1.0, "gpu": 0.0}).endswith("1 cpu + 0 gpu per trial (trains on cpu)")
 
 
 def test_cli_prints_one_paragraph_and_exits_2(tmp_path, quick_raw, capsys):

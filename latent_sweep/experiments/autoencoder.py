@@ -9,6 +9,7 @@ all members' losses are computed in a few batched kernels.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,16 +62,22 @@ class ColorData:
             return torch.tensor(a, dtype=torch.float32, device=device)
 
         train, prim = t(cube.rgb), t(colors.primaries().rgb)
+        # Label probabilities are computed on the CPU: hard labels (u < p) are then the same
+        # on every device.
+        cpu_probs = [
+            label_probabilities(cfg, torch.tensor(c, dtype=torch.float32))
+            for c in (cube.rgb, colors.primaries().rgb)
+        ]
         return cls(
             train=train,
             bias=t(bias),
             vibrancy=t(cube.vibrancy),
-            label_probs=label_probabilities(cfg, train),
+            label_probs=cpu_probs[0].to(device),
             hue_rows=torch.nonzero(torch.tensor(cube.vibrancy >= 1 - 1e-9, device=device)).flatten(),
             hues=hues,
             hues_t=t(hues.rgb),
             primaries=prim,
-            primary_probs=label_probabilities(cfg, prim),
+            primary_probs=cpu_probs[1].to(device),
             grid=grid,
             grid_t=t(grid.rgb),
         )
@@ -94,29 +101,52 @@ class Batches:
         cfg: AutoencoderConfig = members.cfg
         timeline, total = members.timelines[0], members.total
         names = [p.name for p in timeline.phases]
-        self.sets = [cfg.data.phases.get(name, "hsv") for name in names]
-        self.phase = timeline.phase_indices(total)
+        sets = [cfg.data.phases.get(name, "hsv") for name in names]
+        self.sets = [sets[i] if i >= 0 else "hsv" for i in timeline.phase_indices(total)]  # per step
         self.size, self.hard, self.data = cfg.data.batch_size, cfg.labels.mode == "hard", data
         self.labelled = bool(cfg.labels.concepts)  # without concepts every term weighs all samples
         shapes = {"pick": (self.size,)}
         if self.hard:  # enough for a training batch or the six primaries
             shapes["labels"] = (max(self.size, len(data.primaries)), data.label_probs.shape[1])
         self.streams = MemberStreams(members.seeds, STREAM_BATCHES, shapes, device)
+        # Cumulative sampling weights: one row for all members, or one per member once their
+        # configs' data fractions differ. Summed in float64 and stored in float32, so CPU and
+        # CUDA (whose sums run in another order) hold the same numbers and pick the same rows.
         prop = cfg.data.fraction_property
-        self.fractions = None
+        self.fractions, rows = None, 1
         if prop in timeline.props:
             self.fractions = members.curves(lambda c, t: t.dense(prop, total, math.nan), device)
-            self.fraction_rows = self.fractions.values.cpu().numpy()  # [total, D], for host checks
-        self.built_for: np.ndarray | None = None  # the fractions `cdf` was built for
-        self.cdf = torch.cumsum(data.bias, 0)  # [n], or [K, n] once members' configs' fractions differ
+            values = self.fractions.values.cpu().numpy()  # [total, D], for the host's shapes
+            same = (values[1:] == values[:-1]) | (np.isnan(values[1:]) & np.isnan(values[:-1]))
+            self.changes = np.r_[True, ~same.all(axis=1)]  # steps whose fractions differ
+            rows = 1 if self.fractions.index is None else len(members)
+        self.cdf = cumulative(data.bias).expand(rows, -1).contiguous()
+        if rows == 1:
+            self.cdf = self.cdf[0]  # rewritten in place where the fractions change
+        self.built = False  # whether `cdf` holds the fractions of the last step shaped
         self.k = len(members)
 
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Inputs [K, B, 3] and label probabilities (0/1 in hard mode) [K, B, n_labels + 1];
-        None for a config without concepts (hard mode's uniforms are still drawn, so the
-        stream does not depend on whether labels exist)."""
-        data, u = self.data, self.streams.at(step)
-        idx = self.pick(step, u["pick"])
+    def shape(self, step: int) -> tuple[str, bool]:
+        """(the step's training set, whether it rebuilds the sampling weights)."""
+        rebuild = self.fractions is not None and (not self.built or bool(self.changes[step]))
+        self.built = True
+        return self.sets[step], rebuild
+
+    def restart(self) -> None:
+        """The next step shaped rebuilds the weights (after a restore)."""
+        self.built = False
+
+    def __call__(
+        self, t: torch.Tensor, shape: tuple[str, bool], step: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inputs [K, B, 3] and label probabilities (0/1 in hard mode) [K, B, n_labels + 1] of
+        step `t`; None for a config without concepts (hard mode's uniforms are still drawn,
+        so the stream does not depend on whether labels exist)."""
+        data, u = self.data, self.streams.at(t, step)
+        kind, rebuild = shape
+        if rebuild:
+            self.rebuild(t, step)
+        idx = self.pick(kind, u["pick"])
         flat = None if idx is None else idx.flatten()
         if flat is None:  # the six primaries, all of them, every step
             x = data.primaries.expand(self.k, -1, -1)
@@ -132,32 +162,30 @@ class Batches:
             probs = (u["labels"][:, : probs.shape[1]] < probs).float()
         return x, probs
 
-    def pick(self, step: int, u: torch.Tensor) -> torch.Tensor | None:
-        """Training-set rows [K, B] of the step's batch from uniforms `u` [K, B]; None when
-        the phase trains on the primaries."""
-        kind = self.sets[self.phase[step]] if self.phase[step] >= 0 else "hsv"
+    def pick(self, kind: str, u: torch.Tensor) -> torch.Tensor | None:
+        """Training-set rows [K, B] of a batch of set `kind` from uniforms `u` [K, B]; None
+        when the set is the primaries."""
         if kind == "primaries":
             return None
         if kind == "hues":
             n = len(self.data.hue_rows)
             return self.data.hue_rows[(u * n).long().clamp_max(n - 1)]
-        cdf = self.weights_cdf(step)
+        cdf = self.cdf
         return torch.searchsorted(cdf, u * cdf[..., -1:], right=True).clamp_max(cdf.shape[-1] - 1)
 
-    def weights_cdf(self, step: int) -> torch.Tensor:
-        """Cumulative sampling weights, rebuilt only when the data fractions differ from those
-        it was built for (a host check: no device sync)."""
-        if self.fractions is None:
-            return self.cdf
-        row = self.fraction_rows[step]
-        if self.built_for is None or not np.array_equal(row, self.built_for):
-            # A row per distinct config [D, n], not per member: members share their config's.
-            in_low, out_low = colors.fraction_levels(self.fractions.values[step].unsqueeze(1))  # [D, 1]
-            cdf = torch.cumsum(colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias, -1)
-            index = self.fractions.index  # None when all members share one config (D = 1)
-            self.cdf = cdf[0] if index is None else cdf.index_select(0, index)
-            self.built_for = row
-        return self.cdf
+    def rebuild(self, t: torch.Tensor, step: int | None = None) -> None:
+        """The sampling weights at step `t`'s data fractions, into `cdf` in place."""
+        assert self.fractions is not None
+        # A row per distinct config [D, n], not per member: members share their config's.
+        in_low, out_low = colors.fraction_levels(self.fractions.distinct(t, step).unsqueeze(1))
+        cdf = cumulative(colors.levels(self.data.vibrancy, in_low, out_low) * self.data.bias)
+        index = self.fractions.index  # None when all members share one config (D = 1)
+        self.cdf.copy_(cdf[0] if index is None else cdf.index_select(0, index))
+
+
+def cumulative(weights: torch.Tensor) -> torch.Tensor:
+    """Cumulative sums along the last axis, summed in float64, returned in float32."""
+    return torch.cumsum(weights.double(), -1).float()
 
 
 def pinned_concepts(cfg: AutoencoderConfig) -> list[str]:
@@ -225,7 +253,10 @@ class Autoencoders:
         self.anchor_active = nonzero[:, 1 + n_batch :]
         self.actions = members.timelines[0].actions
         self.objective = loop.compiled(self._objective, cfg.compile)
-        self.recorded: dict[str, torch.Tensor] = {}  # anchor term name → reference latents [K, 6, E]
+        # Anchor term name → reference latents [K, 6, E], written in place when recorded.
+        latent = (self.k, len(data.primaries), cfg.model.latent_dim)
+        self.recorded = {t.name: torch.zeros(latent, device=device) for t in self.anchors}
+        self.has_recorded: set[str] = set()
         self.grid_neighbors: dict = {}  # the evaluation grid's own neighbor data, computed once
 
     @torch.no_grad()
@@ -233,15 +264,22 @@ class Autoencoders:
         for action in self.actions.get(step, []):
             for term in self.anchors:
                 if term.action == action:
-                    self.recorded[term.name] = self.model.encode(self.data.primaries).detach()
+                    self.recorded[term.name].copy_(self.model.encode(self.data.primaries))
+                    self.has_recorded.add(term.name)
 
-    def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, probs = self.batches(step)
+    def shape(self, step: int) -> Hashable:
+        """The batch's set and weight rebuild, the active term functions, the anchors on."""
+        on = self.anchor_active[step]
+        anchors = tuple(a.name in self.has_recorded and bool(on[j]) for j, a in enumerate(self.anchors))
+        return self.batches.shape(step), tuple(self.active[step].tolist()), anchors
+
+    def losses(self, t: torch.Tensor, shape: Hashable, step: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, active, anchors_on = shape
+        x, probs = self.batches(t, batch, step)
         anchors = tuple(
-            self.recorded[t.name] if t.name in self.recorded and self.anchor_active[step, j] else None
-            for j, t in enumerate(self.anchors)
+            self.recorded[a.name] if on else None for a, on in zip(self.anchors, anchors_on, strict=True)
         )
-        return self.objective(x, probs, self.w.at(step), tuple(self.active[step].tolist()), anchors)
+        return self.objective(x, probs, self.w.at(t, step), active, anchors)
 
     def _objective(
         self,
@@ -296,14 +334,14 @@ class Autoencoders:
         return self.model.encode(self.data.grid_t), {c: rgb[:, i] for i, c in enumerate("rgb")}
 
     def state_dict(self, next_step: int) -> dict:
-        return {
-            "batches": self.batches.streams.state_dict(next_step),
-            "anchors": {k: v.detach().clone() for k, v in self.recorded.items()},
-        }
+        # The batches need no state: a step's draws are a function of the step (`streams`).
+        return {"anchors": {k: self.recorded[k].detach().clone() for k in sorted(self.has_recorded)}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.batches.streams.load_state_dict(state["batches"])
-        self.recorded = {k: v.to(self.params.device) for k, v in state["anchors"].items()}
+        for name, latents in state["anchors"].items():
+            self.recorded[name].copy_(latents)
+        self.has_recorded = set(state["anchors"])
+        self.batches.restart()
 
 
 def member_powers(members: Members, device: torch.device) -> dict[str, torch.Tensor]:

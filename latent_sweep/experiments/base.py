@@ -33,6 +33,10 @@ class TrialConfig(Strict):
     # torch.compile the step's loss: faster steps (measured 1.6× at K = 64 on one CPU thread)
     # for a one-off compile of tens of seconds per process; pays off for long runs and large K.
     compile: bool = False
+    # Capture each distinct step (phase, active terms, action) as a CUDA graph and replay it:
+    # removes the per-step Python and kernel-launch cost that bounds small populations on a
+    # GPU (docs/populations.md). `auto`: on for CUDA; CPU has no graphs and ignores it.
+    cuda_graph: Literal["auto", "off"] = "auto"
     schedule: ScheduleConfig
     # A population: per member, config paths and the values it sets (latent_sweep.population).
     members: list[dict[str, Any]] | None = Field(None, min_length=1)

@@ -4,12 +4,18 @@ An experiment supplies a `Population`: its stacked parameters, the loss terms of
 all members, its evaluation, snapshot and extra checkpoint state. The loop owns the order of
 things — resume, step, record, evaluate, snapshot, checkpoint, report — divergence per member
 and the session.
+
+The step itself is a function of device tensors: it reads the step from a device counter
+`t` (schedule values, random draws: `streams`), writes parameters, optimizer state,
+divergence flags and the history row in place, and never syncs with the host. Which
+kernels it runs (its *shape*: phase, active terms, logging) is decided on the host from the
+schedule, so on CUDA each shape is captured once as a graph and replayed (`graphs`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +26,7 @@ import torch
 from latent_sweep import population
 from latent_sweep.errors import TrialDiverged, UserError
 from latent_sweep.experiments.base import TrialConfig
+from latent_sweep.experiments.graphs import StepGraphs
 from latent_sweep.experiments.recording import Recorder, due, history_every
 from latent_sweep.models import Stack
 from latent_sweep.optim import PopulationAdam
@@ -60,8 +67,14 @@ class MemberCurves:
         self.values, self.k = values, len(index)
         self.index = None if values.shape[1] == 1 else torch.tensor(index, device=values.device)
 
-    def at(self, step: int) -> torch.Tensor:
-        row = self.values[step]
+    def distinct(self, t: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """The distinct configs' values [D, …] at step `t`, a 0-d int64 tensor on their device;
+        given `step`, the host's copy of `t`, a view of them (no kernel: the eager loop)."""
+        return self.values[step] if step is not None else self.values.index_select(0, t.view(1))[0]
+
+    def at(self, t: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """The members' values [K, …] at step `t` (`step` as in `distinct`)."""
+        row = self.distinct(t, step)
         return row.expand(self.k, *row.shape[1:]) if self.index is None else row.index_select(0, self.index)
 
 
@@ -120,10 +133,17 @@ class Population(Protocol):
     decoupled: bool  # AdamW's weight decay (True) or Adam's L2 term in the gradient
 
     def act(self, step: int) -> None:
-        """Schedule actions at `step`, before training on it (e.g. record anchor latents)."""
+        """Schedule actions at `step`, before training on it (e.g. record anchor latents into
+        a buffer, in place)."""
 
-    def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unweighted and weighted loss terms [K, n_terms] of this step's batch."""
+    def shape(self, step: int) -> Hashable:
+        """What decides which kernels step `step` runs (phase, active terms), from the host's
+        schedule; steps of one shape run the same kernels on different values."""
+
+    def losses(self, t: torch.Tensor, shape: Hashable, step: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unweighted and weighted loss terms [K, n_terms] of the batch of step `t` (a device
+        counter), of shape `shape`; no host sync. `step` is the host's copy of `t` where the
+        step is not captured (it may serve cached values; None under a CUDA graph)."""
 
     def evaluate(self) -> dict[str, np.ndarray]:
         """Scores [K] per score name."""
@@ -142,6 +162,7 @@ def train(pop: Population, members: Members, session: Session, success: str | No
     cfg, total, k = members.cfg, members.total, len(members)
     device = pop.params.device
     optimizer = PopulationAdam(pop.params, weight_decay=pop.weight_decay, decoupled=pop.decoupled)
+    t = torch.zeros((), dtype=torch.int64, device=device)  # the step counter the step reads
     alive = torch.ones(k, dtype=torch.bool, device=device)
     diverged_at = torch.full((k,), -1, dtype=torch.int64, device=device)
 
@@ -157,6 +178,7 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         pop.load_state_dict(state["experiment"])
         start, elapsed = int(state["step"]), float(state["wall_time"])
         result = pd.DataFrame(state["scores"]).astype({"diverged_at": "Int64"})
+    t.fill_(start)
     declared_goals = declared(cfg)  # members share the config paths that name scores
     every = history_every(cfg.history_every, k, total, 2 * len(pop.terms) + 1)
     rec = Recorder(
@@ -175,18 +197,32 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         device,
     )
 
-    for step in range(start, total):
-        pop.act(step)
-        raw, weighted = pop.losses(step)
+    def train_step(shape: tuple[Hashable, bool], step: int | None) -> None:
+        """One step for every member, all on the device; `step` as in `Population.losses`."""
+        pop_shape, log = shape
+        raw, weighted = pop.losses(t, pop_shape, step)
         loss = weighted.sum(dim=1)  # [K]: members are independent, so one backward serves all
         # A member whose loss is no longer finite is frozen from here on (its scores become NaN).
         finite = torch.isfinite(loss)
-        diverged_at = torch.where(alive & ~finite, step, diverged_at)
-        alive = alive & finite
-        loss.sum().backward()
-        optimizer.step(pop.model.take_grad(), pop.lr.at(step), alive)
-        if step % every == 0:
-            rec.log(step, raw.detach(), weighted.detach(), loss.detach())
+        diverged_at.copy_(torch.where(alive & ~finite, t, diverged_at))
+        alive.logical_and_(finite)
+        optimizer.step(pop.model.grad(loss.sum()), pop.lr.at(t, step), alive)
+        if log:
+            rec.log(raw.detach(), weighted.detach(), loss.detach())
+        t.add_(1)
+
+    def mutable() -> list[torch.Tensor]:
+        adam = [optimizer.exp_avg, optimizer.exp_avg_sq, optimizer.steps]
+        return [pop.params, *adam, t, alive, diverged_at, rec.buf, rec.slot]
+
+    steps = StepGraphs(train_step, mutable, graphed(cfg, device))
+    metrics = {"device": device_name(device)}  # reported with the scores: where the trial ran
+    for step in range(start, total):
+        pop.act(step)
+        log = step % every == 0
+        steps((pop.shape(step), log), step)
+        if log:
+            rec.logged(step)
 
         done = step + 1
         evaluate_now, snapshot_now, checkpoint_now = due(cfg, done, total)
@@ -209,17 +245,27 @@ def train(pop: Population, members: Members, session: Session, success: str | No
                 "diverged_at": diverged_at.clone(),
                 "experiment": pop.state_dict(done),
             }
-        rec.report(
-            session, done, total, result, population.summarize(result, score_names(result), success), state
-        )
+        summary = population.summarize(result, score_names(result), success)
+        rec.report(session, done, total, result, {**summary, **metrics}, state)
     if start == total and not rec.evaluated(total):
         # A PBT trial that took over a finished trial's checkpoint ends there: its final scores
         # are the ones that checkpoint holds, evaluated at the last step like any trial's.
-        rec.report(
-            session, total, total, result, population.summarize(result, score_names(result), success), None
-        )
+        summary = population.summarize(result, score_names(result), success)
+        rec.report(session, total, total, result, {**summary, **metrics}, None)
         rec.flush()
     return result
+
+
+def graphed(cfg: TrialConfig, device: torch.device) -> bool:
+    """Whether steps run as CUDA graphs: `cuda_graph: auto` on a CUDA device."""
+    return cfg.cuda_graph == "auto" and device.type == "cuda"
+
+
+def device_name(device: torch.device) -> str:
+    """`cpu` or `cuda:<index>`: where a trial trains, as trials.parquet shows it."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
 
 
 def score_names(result: pd.DataFrame) -> list[str]:

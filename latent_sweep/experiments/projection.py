@@ -9,6 +9,7 @@ and embeds just the distinct points among them, so a step costs O(batch), never 
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -246,8 +247,11 @@ class Projectors:
     def act(self, step: int) -> None:
         pass  # the projection's schedules have no actions
 
-    def losses(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.objective(self.streams.at(step), self.w.at(step))
+    def shape(self, step: int) -> Hashable:
+        return ()  # every step runs the same kernels
+
+    def losses(self, t: torch.Tensor, shape: Hashable, step: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.objective(self.streams.at(t, step), self.w.at(t))
 
     def _objective(self, u: dict[str, torch.Tensor], w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw = loss_terms(self.model, self.x, self.knn, self.cfg.loss, u)
@@ -280,10 +284,10 @@ class Projectors:
         return embed(self.model, self.x), extra
 
     def state_dict(self, next_step: int) -> dict:
-        return {"streams": self.streams.state_dict(next_step)}
+        return {}  # a step's draws are a function of the step (`streams`)
 
     def load_state_dict(self, state: dict) -> None:
-        self.streams.load_state_dict(state["streams"])
+        pass
 
 
 def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:

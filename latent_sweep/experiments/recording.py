@@ -1,7 +1,8 @@
 """What the loop records for every member: step history, evaluations, latent snapshots.
 
-Loss values stay on the device in a preallocated buffer [steps, K, columns] (no host sync per
-step); the buffer is written as one Parquet part per checkpoint interval, right before the
+Loss values stay on the device in a preallocated buffer [steps, K, columns], written at a
+device row counter (no host sync per step, and a captured step writes where the counter
+points); the buffer is written as one Parquet part per checkpoint interval, right before the
 checkpoint that covers it is saved. Rows are step-major, then member, and carry `trial_id`,
 `member` and `seed` columns (latents also `step`); history may be decimated (`history_every`)
 so a large population's history stays small (docs/populations.md has the bytes per member-step).
@@ -82,15 +83,22 @@ class Recorder:
         history.truncate(self.trial_dir / "history", start)
         history.truncate(self.trial_dir / "evals", start + 1)
         self.buf = torch.zeros(capacity, len(seeds), 2 * len(terms) + 1, device=device)
+        self.slot = torch.zeros(1, dtype=torch.int64, device=device)  # the next row, on the device
         self.steps = np.zeros(capacity, dtype=np.int64)
         self.wall = np.zeros(capacity)
         self.len = 0
         self.evals: list[pd.DataFrame] = []
         self.t0 = time.perf_counter() - elapsed
 
-    def log(self, step: int, raw: torch.Tensor, weighted: torch.Tensor, loss: torch.Tensor) -> None:
-        """One step: unweighted and weighted terms [K, n_terms] and the totals [K], on the device."""
-        torch.cat([raw, weighted, loss.unsqueeze(1)], dim=1, out=self.buf[self.len])
+    def log(self, raw: torch.Tensor, weighted: torch.Tensor, loss: torch.Tensor) -> None:
+        """Device side of logging a step, part of the step: unweighted and weighted terms
+        [K, n_terms] and the totals [K] into the buffer's next row."""
+        row = torch.cat([raw, weighted, loss.unsqueeze(1)], dim=1)
+        self.buf.index_copy_(0, self.slot, row.unsqueeze(0))
+        self.slot.add_(1)
+
+    def logged(self, step: int) -> None:
+        """Host side, after the step ran: which step the row holds, and when."""
         self.steps[self.len] = step
         self.wall[self.len] = self.elapsed()
         self.len += 1
@@ -146,6 +154,7 @@ class Recorder:
         if self.evals:
             history.write_part(self.trial_dir / "evals", int(self.evals[0]["step"].iloc[0]), self._evals())
         self.len, self.evals = 0, []
+        self.slot.zero_()
 
     def _evals(self) -> pa.Table:
         frame = pd.concat(self.evals, ignore_index=True)
