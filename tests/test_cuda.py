@@ -6,15 +6,19 @@ Marked `cuda`: skipped where no CUDA device is available (CI), run by `scripts/g
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import assert_crash_resume_matches
+import yaml
+from conftest import ROOT, assert_crash_resume_matches
 from test_autoencoder import short_curriculum
 from test_population import draws
+from test_step import projection
 
+from latent_sweep import config
 from latent_sweep.experiments import run_trial
 from latent_sweep.experiments.autoencoder import Autoencoders
 from latent_sweep.experiments.loop import build_members
@@ -96,15 +100,9 @@ def test_cpu_and_cuda_draw_the_same_batches(which, tiny_ex17):
 
 
 def test_a_projection_population_on_cuda(tmp_path):
-    raw = {
-        "experiment": "projection",
-        "steps": 200,
-        "eval_every": 100,
-        "checkpoint_every": 100,
-        "schedule": {"keyframes": [{"STEP": 0, "lr": 3e-3, "exaggeration": 4}, {"STEP": 60}]},
-        "data": {"source": "swiss_roll", "n_samples": 400},
-        "model": {"hidden": [32, 32]},
-    }
+    raw = projection()
+    raw.update(steps=200, eval_every=100, checkpoint_every=100)
+    raw["data"]["n_samples"], raw["model"]["hidden"] = 400, [32, 32]
     gpu = run_trial(on(raw, "cuda", range(8)), LocalSession(tmp_path / "gpu"))
     cpu = run_trial(on(raw, "cpu", range(8)), LocalSession(tmp_path / "cpu"))
     # Quality against the same population on CPU: an absolute bar is a property of the seeds
@@ -115,50 +113,43 @@ def test_a_projection_population_on_cuda(tmp_path):
     assert (gpu["trustworthiness_k10"] > 0.85).all(), gpu["trustworthiness_k10"].tolist()
 
 
-def test_a_sweep_trial_with_a_gpu_share_runs_on_cuda(tmp_path):
+def run_sweep(raw: dict, tmp_path, cpus: int) -> Path:
+    """Run the sweep file `raw` on a local Ray of `cpus` CPUs and the one GPU; its results."""
     # An offline GPU image may lack Ray (its wheel is ~80 MB): the other CUDA tests still run.
-    ray = pytest.importorskip("ray", reason="the sweep test needs Ray installed")
-    import yaml
-    from conftest import ROOT
+    ray = pytest.importorskip("ray", reason="the sweep tests need Ray installed")
+    from latent_sweep import cli
 
-    from latent_sweep import cli, config
-
-    raw = copy.deepcopy(config.load_file(ROOT / "sweeps" / "ex17_seeds.yaml"))
-    raw.update(steps=300, eval_every=100, checkpoint_every=100)
-    raw["sweep"].update(seeds=8, resources={"cpu": 1, "gpu": 1})
-    path = tmp_path / "gpu.yaml"
+    path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
+    ray.init(address="local", num_cpus=cpus, num_gpus=1, include_dashboard=False)
     try:
         assert cli.main(["run", str(path), "--storage", str(tmp_path / "res")]) == 0
     finally:
         ray.shutdown()
-    trials = pd.read_parquet(tmp_path / "res" / "ex17_seeds" / "trials.parquet")
+    return tmp_path / "res" / raw["sweep"].get("name", raw["name"])
+
+
+def ex17_seeds() -> dict:
+    return copy.deepcopy(config.load_file(ROOT / "sweeps" / "ex17_seeds.yaml"))
+
+
+def test_a_sweep_trial_with_a_gpu_share_runs_on_cuda(tmp_path):
+    raw = ex17_seeds()
+    raw.update(steps=300, eval_every=100, checkpoint_every=100)
+    raw["sweep"].update(seeds=8, resources={"cpu": 1, "gpu": 1})
+    trials = pd.read_parquet(run_sweep(raw, tmp_path, cpus=2) / "trials.parquet")
     assert len(trials) == 8 and (trials["status"] == "TERMINATED").all()
     assert (trials["device"] == "cuda:0").all()
 
 
 def test_four_trials_share_one_gpu(tmp_path, capsys):
     # Four trials of 4 members, a quarter of the one GPU each: Ray runs them at once on it.
-    ray = pytest.importorskip("ray", reason="the sweep test needs Ray installed")
-    import yaml
-    from conftest import ROOT
-
-    from latent_sweep import cli, config
-
-    raw = copy.deepcopy(config.load_file(ROOT / "sweeps" / "ex17_seeds.yaml"))
+    raw = ex17_seeds()
     raw.update(steps=3000, eval_every=250, checkpoint_every=1500)
     space = {"schedule.scale.reg-separate": {"uniform": [0.5, 2.0]}}
     raw["sweep"].update(seeds=4, num_samples=4, space=space, resources={"cpu": 1, "gpu": 0.25})
-    path = tmp_path / "share.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False)
-    try:
-        assert cli.main(["run", str(path), "--storage", str(tmp_path / "res")]) == 0
-    finally:
-        ray.shutdown()
+    results = run_sweep(raw, tmp_path, cpus=4)
     assert "1 cpu + 0.25 gpu per trial (trains on cuda)" in capsys.readouterr().out
-    results = tmp_path / "res" / "ex17_seeds"
     trials = pd.read_parquet(results / "trials.parquet")
     assert len(trials) == 16 and trials["trial_id"].nunique() == 4
     assert (trials["status"] == "TERMINATED").all() and (trials["device"] == "cuda:0").all()

@@ -61,22 +61,21 @@ class ColorData:
         def t(a: np.ndarray) -> torch.Tensor:
             return torch.tensor(a, dtype=torch.float32, device=device)
 
-        train, prim = t(cube.rgb), t(colors.primaries().rgb)
+        primaries = colors.primaries().rgb
         # Label probabilities are computed on the CPU: hard labels (u < p) are then the same
         # on every device.
         cpu_probs = [
-            label_probabilities(cfg, torch.tensor(c, dtype=torch.float32))
-            for c in (cube.rgb, colors.primaries().rgb)
+            label_probabilities(cfg, torch.tensor(c, dtype=torch.float32)) for c in (cube.rgb, primaries)
         ]
         return cls(
-            train=train,
+            train=t(cube.rgb),
             bias=t(bias),
             vibrancy=t(cube.vibrancy),
             label_probs=cpu_probs[0].to(device),
             hue_rows=torch.nonzero(torch.tensor(cube.vibrancy >= 1 - 1e-9, device=device)).flatten(),
             hues=hues,
             hues_t=t(hues.rgb),
-            primaries=prim,
+            primaries=t(primaries),
             primary_probs=cpu_probs[1].to(device),
             grid=grid,
             grid_t=t(grid.rgb),
@@ -120,9 +119,8 @@ class Batches:
             same = (values[1:] == values[:-1]) | (np.isnan(values[1:]) & np.isnan(values[:-1]))
             self.changes = np.r_[True, ~same.all(axis=1)]  # steps whose fractions differ
             rows = 1 if self.fractions.index is None else len(members)
-        self.cdf = cumulative(data.bias).expand(rows, -1).contiguous()
-        if rows == 1:
-            self.cdf = self.cdf[0]  # rewritten in place where the fractions change
+        cdf = cumulative(data.bias)  # rewritten in place where the fractions change
+        self.cdf = cdf if rows == 1 else cdf.expand(rows, -1).clone()
         self.built = False  # whether `cdf` holds the fractions of the last step shaped
         self.k = len(members)
 

@@ -251,7 +251,7 @@ class Projectors:
         return ()  # every step runs the same kernels
 
     def losses(self, t: torch.Tensor, shape: Hashable, step: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.objective(self.streams.at(t, step), self.w.at(t))
+        return self.objective(self.streams.at(t, step), self.w.at(t, step))
 
     def _objective(self, u: dict[str, torch.Tensor], w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw = loss_terms(self.model, self.x, self.knn, self.cfg.loss, u)
