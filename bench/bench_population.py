@@ -17,8 +17,8 @@ Columns: `× seed` is the rate over the fastest seed-style run so far (the basel
 written the way the seed notebook's 1.7 loop is — DataLoader, weighted sampler, a Python loop over
 regularizers with `.item()` per term — on one CPU thread, CPU time; on CPU it runs again before
 each size, as the load varies, on CUDA once). `eval %` is the share of steady-state time inside
-the experiment's `evaluate()` (timed by wrapping it here; on CUDA the device is synchronized
-before and after, and the loop already syncs there). `report %` is the share from the end of
+the loop's `evaluate()` (all members, in blocks; timed by wrapping it here; on CUDA the device is
+synchronized before and after, and the loop already syncs there). `report %` is the share from the end of
 each `evaluate()` to its report reaching the session: score tables, summary statistics, history
 parts and checkpoints written. Snapshots (at the end only, for ex17) and history logging are in
 neither: they are part of the steps.
@@ -55,8 +55,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from latent_sweep import colors, config
-from latent_sweep.experiments import run_trial, seed_everything
-from latent_sweep.experiments.autoencoder import Autoencoders
+from latent_sweep.experiments import loop, run_trial, seed_everything
 from latent_sweep.schedule import Dopesheet
 from latent_sweep.session import LocalSession
 from latent_sweep.timeline import Timeline
@@ -171,24 +170,25 @@ class Measured:
 
 @contextlib.contextmanager
 def timed_evaluations(clock: Callable[[], float], sync: Callable[[], None]) -> Iterator[list]:
-    """(start, end) on `clock` of every `Autoencoders.evaluate` call while inside."""
+    """(start, end) on `clock` of every evaluation (`loop.evaluate`: all members, in blocks) while
+    inside."""
     spans: list[tuple[float, float]] = []
-    original = Autoencoders.evaluate
+    original = loop.evaluate
 
-    def evaluate(self):
+    def evaluate(*args):
         sync()
         begin = clock()
         try:
-            return original(self)
+            return original(*args)
         finally:
             sync()
             spans.append((begin, clock()))
 
-    Autoencoders.evaluate = evaluate
+    loop.evaluate = evaluate
     try:
         yield spans
     finally:
-        Autoencoders.evaluate = original
+        loop.evaluate = original
 
 
 @contextlib.contextmanager

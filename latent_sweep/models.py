@@ -8,6 +8,7 @@ and biases), so they do not depend on K or on the member's position.
 
 from __future__ import annotations
 
+import copy
 import math
 from itertools import pairwise
 
@@ -83,6 +84,18 @@ class Stack:
             rows.append(torch.cat([net.init(gen) for net in nets]))
         self.params = torch.stack(rows).to(device)
         self.leaves = [leaf for net in nets for leaf in net.bind(self.params)]
+
+    def block(self, rows: slice) -> Stack:
+        """The same model over members `rows` only, as views (no copy): a population's
+        evaluation runs in blocks of members so that its activations fit in memory."""
+        view = copy.copy(self)
+        view.params = self.params[rows]
+        for name, net in vars(self).items():  # the subclass's MLPs (encoder, decoder, net)
+            if isinstance(net, MLP):
+                part = copy.copy(net)
+                part.layers = [(w[rows], b[rows]) for w, b in net.layers]
+                setattr(view, name, part)
+        return view
 
     def grad(self, loss: torch.Tensor) -> torch.Tensor:
         """The gradient of `loss` (a scalar: the members' losses summed) as one [K, P] tensor,

@@ -92,7 +92,7 @@ def test_evaluations_return_exactly_the_declared_scores(experiment, tiny_ex17, t
 )
 def test_an_undeclared_or_missing_score_stops_the_trial(change, problem, tiny_ex17, tmp_path, monkeypatch):
     evaluate = Autoencoders.evaluate
-    monkeypatch.setattr(Autoencoders, "evaluate", lambda self: change(evaluate(self)))
+    monkeypatch.setattr(Autoencoders, "evaluate", lambda self, rows: change(evaluate(self, rows)))
     raw = short(tiny_ex17)
     with pytest.raises(ScoreMismatch) as err:
         run_trial(raw, LocalSession(tmp_path))

@@ -12,8 +12,9 @@ import torch
 from test_autoencoder import short_curriculum
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from latent_sweep.experiments import graphs, run_trial
+from latent_sweep.experiments import graphs, loop, run_trial
 from latent_sweep.history import read_table
+from latent_sweep.models import Stack
 from latent_sweep.session import LocalSession
 from latent_sweep.streams import MemberStreams
 
@@ -118,3 +119,18 @@ def test_member_streams_are_uniform():
     # Neighbouring steps and members are uncorrelated.
     flat = u.flatten(1)
     assert torch.corrcoef(flat[:8]).fill_diagonal_(0).abs().max() < 0.04  # 5 standard errors of 16,384 pairs
+
+
+@pytest.mark.parametrize("make", [hard_ex17, projection], ids=["ex17", "projection"])
+def test_evaluating_in_blocks_of_members_gives_the_same_scores(make, tiny_ex17, tmp_path, monkeypatch):
+    raw = make(tiny_ex17) if make is hard_ex17 else make()
+    raw.update(steps=60, eval_every=60, checkpoint_every=60, members=[{"seed": s} for s in (1, 2, 3)])
+    whole = run_trial(raw, LocalSession(tmp_path / "whole"))
+    # A budget smaller than one member's evaluation: blocks of one member each.
+    monkeypatch.setitem(loop.EVAL_BUDGET, "cpu", 1)
+    blocks = []
+    block = Stack.block
+    monkeypatch.setattr(Stack, "block", lambda self, rows: blocks.append(rows) or block(self, rows))
+    blocked = run_trial(raw, LocalSession(tmp_path / "blocked"))
+    assert blocks == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    pd.testing.assert_frame_equal(blocked, whole, check_exact=True)

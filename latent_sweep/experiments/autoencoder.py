@@ -256,6 +256,8 @@ class Autoencoders:
         self.recorded = {t.name: torch.zeros(latent, device=device) for t in self.anchors}
         self.has_recorded: set[str] = set()
         self.grid_neighbors: dict = {}  # the evaluation grid's own neighbor data, computed once
+        # A member's evaluation holds a few activations [grid, widest layer] at once.
+        self.eval_bytes = 8 * 4 * len(data.grid_t) * max(*cfg.model.hidden, 3, cfg.model.latent_dim)
 
     @torch.no_grad()
     def act(self, step: int) -> None:
@@ -302,9 +304,9 @@ class Autoencoders:
         return raw, torch.where(w != 0, raw * w, 0.0)
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, np.ndarray]:
-        """Scores of every member's latent space on the fixed evaluation sets."""
-        cfg, data, model = self.cfg, self.data, self.model
+    def evaluate(self, rows: slice) -> dict[str, np.ndarray]:
+        """Scores of the latent spaces of members `rows` on the fixed evaluation sets."""
+        cfg, data, model = self.cfg, self.data, self.model.block(rows)
         out, z = model(data.grid_t)
         hue_z = model.encode(data.hues_t)
         plane = cfg.scores.hue_plane

@@ -145,8 +145,10 @@ class Population(Protocol):
         counter), of shape `shape`; no host sync. `step` is the host's copy of `t` where the
         step is not captured (it may serve cached values; None under a CUDA graph)."""
 
-    def evaluate(self) -> dict[str, np.ndarray]:
-        """Scores [K] per score name."""
+    eval_bytes: int  # what one member's evaluation holds at its peak, roughly (`evaluate`)
+
+    def evaluate(self, rows: slice) -> dict[str, np.ndarray]:
+        """Scores [len(rows)] of members `rows` per score name."""
 
     def snapshot(self) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         """Evaluation-set latents [K, n, E] and per-point display columns ([n] each)."""
@@ -233,7 +235,7 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         if not bool(alive.any()):  # one host sync per evaluation
             first = int(diverged_at.min())
             raise TrialDiverged(f"every member's loss became non-finite (the first at step {first})")
-        scores = pop.evaluate()
+        scores = evaluate(pop, k, device)
         check_returned(cfg.experiment, declared_goals, scores)
         result = member_scores(members, scores, alive, diverged_at)
         state = None
@@ -254,6 +256,18 @@ def train(pop: Population, members: Members, session: Session, success: str | No
         rec.report(session, total, total, result, {**summary, **metrics}, None)
         rec.flush()
     return result
+
+
+# Memory an evaluation block of members may hold (activations of the evaluation sets).
+EVAL_BUDGET = {"cpu": 256 << 20, "cuda": 2 << 30}
+
+
+def evaluate(pop: Population, k: int, device: torch.device) -> dict[str, np.ndarray]:
+    """Every member's scores, evaluated in blocks of members whose activations fit
+    `EVAL_BUDGET` (so a population of 65,536 evaluates in a bounded amount of memory)."""
+    size = max(1, EVAL_BUDGET.get(device.type, EVAL_BUDGET["cuda"]) // pop.eval_bytes)
+    parts = [pop.evaluate(slice(a, a + size)) for a in range(0, k, size)]
+    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
 
 
 def graphed(cfg: TrialConfig, device: torch.device) -> bool:

@@ -231,6 +231,9 @@ class Projectors:
         self.x = x
         self.model = Projections(x.shape[1], cfg.model.hidden, cfg.model.out_dim, members.seeds, device)
         self.params = self.model.params
+        # A member's evaluation holds its embedding of every point twice (all, then the scored
+        # rows); `embed` bounds the hidden activations and the neighbor scores their distances.
+        self.eval_bytes = 2 * 4 * len(x) * cfg.model.out_dim
         # torch's Adam adds weight decay to the gradient; AdamW decays the weights directly.
         self.weight_decay = cfg.optimizer.weight_decay
         self.decoupled = cfg.optimizer.name == "adamw"
@@ -257,9 +260,10 @@ class Projectors:
         raw = loss_terms(self.model, self.x, self.knn, self.cfg.loss, u)
         return raw, raw * w
 
-    def evaluate(self) -> dict[str, np.ndarray]:
-        """Neighbor scores of the scored points, and the hue wheel of color inputs."""
-        y, ev = embed(self.model, self.x), self.ev
+    def evaluate(self, rows: slice) -> dict[str, np.ndarray]:
+        """Neighbor scores of the scored points, and the hue wheel of color inputs, of members
+        `rows`."""
+        y, ev = embed(self.model.block(rows), self.x), self.ev
         result = neighbor_scores_members(
             ev.features,
             y[:, ev.rows],
