@@ -10,8 +10,14 @@
   sets K for n = 5,000 (4096 takes about an hour on one CPU thread; memory does not grow with K
   beyond the K × n × E embeddings themselves).
 * `scores`: the `scores` population functions at K = 4096 against a loop over members.
+* `--share 1024,16384`, on its own: what an evaluation costs a trial. ex17 at K members: one
+  evaluation (`loop.evaluate`, all members in blocks, after a first call that builds the grid's
+  cache) against the 500 steps to the next one (20 steps timed, after 3 of warm-up), in CPU
+  time of this process (on CUDA, wall time with the device synchronized); `share` is the
+  evaluation's part of the two.
 
     .venv/bin/python bench/bench_eval.py [--threads 1] [--members 64] [--large-members 64] [--skip-large]
+    .venv/bin/python bench/bench_eval.py --share 1024,16384 [--device cuda]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 import torch
 
 KS = [5, 10, 15]
+EVAL_EVERY = 500  # ex17's
 
 
 def grid() -> torch.Tensor:
@@ -136,6 +143,53 @@ def bench_scores() -> None:
         print(f"{name:>14} {t_loop:8.3f} {t_batched:10.4f} {t_loop / t_batched:6.0f}")
 
 
+def bench_share(sizes: list[int], device: torch.device) -> None:
+    torch.set_flush_denormal(True)  # as a trial runs
+    print(f"ex17 evaluation against the {EVAL_EVERY} steps to the next one, on {device}")
+    print(f"{'K':>6} {'step ms':>8} {'eval s':>7} {'steps s':>8} {'share':>6}", flush=True)
+    for k in sizes:
+        steps, ev = evaluation_share(k, device)
+        share = 100 * ev / (ev + steps)
+        print(f"{k:6d} {1e3 * steps / EVAL_EVERY:8.1f} {ev:7.2f} {steps:8.1f} {share:5.1f}%", flush=True)
+
+
+def evaluation_share(k: int, device: torch.device) -> tuple[float, float]:
+    """(seconds of EVAL_EVERY steps, seconds of one evaluation) of ex17 at K = k."""
+    from latent_sweep.config import load_file
+    from latent_sweep.experiments.autoencoder import Autoencoders
+    from latent_sweep.experiments.loop import build_members, evaluate
+    from latent_sweep.optim import PopulationAdam
+
+    def clock() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
+
+    raw = load_file("sweeps/ex17.yaml")
+    raw["members"] = [{"seed": s} for s in range(k)]
+    pop = Autoencoders(build_members(raw, "sweeps/ex17.yaml"), device)
+    adam = PopulationAdam(pop.params, weight_decay=0.0, decoupled=True)
+    t = torch.zeros((), dtype=torch.int64, device=device)
+    alive = torch.ones(k, dtype=torch.bool, device=device)
+
+    def step(s: int) -> None:
+        _, weighted = pop.losses(t, pop.shape(s), s)
+        adam.step(pop.model.grad(weighted.sum()), pop.lr.at(t, s), alive)
+        t.add_(1)
+
+    for s in range(3):
+        step(s)
+    begin, timed = clock(), 20
+    for s in range(3, 3 + timed):
+        step(s)
+    steps = (clock() - begin) / timed * EVAL_EVERY
+    evaluate(pop, k, device)  # builds the grid's neighbor cache, as a trial's first evaluation
+    begin = clock()
+    evaluate(pop, k, device)
+    return steps, clock() - begin
+
+
 def main() -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
@@ -143,9 +197,14 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=64)
     parser.add_argument("--large-members", type=int, default=64)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--share", type=lambda v: [int(k) for k in v.split(",")], metavar="K,...")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.share:
+        bench_share(args.share, torch.device(args.device))
+        return
     if args.worker:
         worker(*args.worker)
         return
