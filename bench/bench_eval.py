@@ -61,7 +61,7 @@ def best(f, repeats: int = 3) -> tuple[float, object]:
 
 
 def bench_neighbors(members: int) -> None:
-    from latent_sweep.neighbors import neighbor_scores, neighbor_scores_members
+    from latent_sweep.scores.neighbors import neighbor_scores, neighbor_scores_members
 
     x = grid()
     print(f"neighbor scores, K = {members}, n = 512 (8³ grid), E = 4, ks {KS}")
@@ -82,7 +82,7 @@ def rss_mb() -> float:
 
 
 def worker(n: int, members: int) -> None:
-    from latent_sweep.neighbors import neighbor_scores_members
+    from latent_sweep.scores.neighbors import neighbor_scores_members
 
     if n == 512:
         x, z = grid(), embeddings(grid(), members, 4, trained=True)
@@ -113,7 +113,7 @@ def bench_large(threads: int, large_members: int) -> None:
 
 
 def bench_scores() -> None:
-    from latent_sweep import scores
+    from latent_sweep.scores import geometry as scores
 
     members, n = 4096, 512
     gen = torch.Generator().manual_seed(2)
@@ -155,10 +155,10 @@ def bench_share(sizes: list[int], device: torch.device) -> None:
 
 def evaluation_share(k: int, device: torch.device) -> tuple[float, float]:
     """(seconds of EVAL_EVERY steps, seconds of one evaluation) of ex17 at K = k."""
-    from latent_sweep.config import load_file
+    from latent_sweep.engine.loop import build_members, evaluate
+    from latent_sweep.engine.optim import PopulationAdam
     from latent_sweep.experiments.autoencoder import Autoencoders
-    from latent_sweep.experiments.loop import build_members, evaluate
-    from latent_sweep.optim import PopulationAdam
+    from latent_sweep.spec.config import load_file
 
     def clock() -> float:
         if device.type == "cuda":

@@ -54,11 +54,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from latent_sweep import colors, config
-from latent_sweep.experiments import loop, run_trial, seed_everything
-from latent_sweep.schedule import Dopesheet
-from latent_sweep.session import LocalSession
-from latent_sweep.timeline import Timeline
+from latent_sweep.engine import loop
+from latent_sweep.engine.registry import run_trial, seed_everything
+from latent_sweep.engine.session import LocalSession
+from latent_sweep.experiments import colors
+from latent_sweep.spec import config
+from latent_sweep.spec.schedule import Dopesheet
+from latent_sweep.spec.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_EVERY = 500  # ex17's

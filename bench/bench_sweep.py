@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latent_sweep.history import read_table
+from latent_sweep.store.history import read_table
 
 
 def timed_run(sweep: str, storage: str, name: str, *overrides: str) -> tuple[float, Path]:

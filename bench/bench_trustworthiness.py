@@ -1,4 +1,4 @@
-"""Benchmark `latent_sweep.neighbors.trustworthiness` against `sklearn.manifold.trustworthiness`.
+"""Benchmark `latent_sweep.scores.neighbors.trustworthiness` against `sklearn.manifold.trustworthiness`.
 
 Targets (issue "Neighbor-preservation scores"): ≥ 20× faster than sklearn at n = 6,000;
 n = 50,000 in ≤ 60 s within 2 GB. Data: a 64-D Gaussian mixture and a random 2-D
@@ -47,7 +47,7 @@ def worker(impl: str, n: int, k: int, threads: int) -> None:
         if impl == "ours":
             import torch
 
-            from latent_sweep.neighbors import trustworthiness
+            from latent_sweep.scores.neighbors import trustworthiness
 
             torch.set_num_threads(threads)
             trustworthiness(*make_data(200, seed=1), k)  # first-call setup stays out of the timing

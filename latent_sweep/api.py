@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from latent_sweep.config import Overrides
-from latent_sweep.results import load_trials
+from latent_sweep.analysis.results import load_trials
+from latent_sweep.spec.config import Overrides
 
 
 def run_sweep(
@@ -34,7 +34,7 @@ def run_sweep(
     instead of starting local Ray. Returns the sweep's trials. Trials that errored are rows with
     status ERROR and their reason in `error`; an interrupted sweep's unfinished trials continue
     with `resume_sweep`."""
-    from latent_sweep import sweep as sweeps
+    from latent_sweep.tune import sweep as sweeps
 
     outcome = sweeps.run(
         sweep, storage=storage, name=name, num_samples=num_samples, overrides=overrides, address=address
@@ -47,7 +47,7 @@ def resume_sweep(
 ) -> pd.DataFrame:
     """Finish an interrupted sweep from its checkpoints (`restart_errored` retries the trials
     that errored); returns its trials."""
-    from latent_sweep import sweep as sweeps
+    from latent_sweep.tune import sweep as sweeps
 
     return load_trials(sweeps.resume(results_dir, restart_errored=restart_errored, address=address).path)
 
@@ -67,7 +67,7 @@ def train(
     population; `out` is the trial directory (default `results/train/<name>-<seeds>`; a directory
     holding this very trial continues from its last checkpoint); `threads` sets torch's threads
     (default: left as they are). Returns the trial's rows, one per member."""
-    from latent_sweep.local_train import train as train_trial
+    from latent_sweep.engine.local import train as train_trial
 
     trial_dir, _ = train_trial(
         config, seed=seed, seeds=seeds, steps=steps, overrides=overrides, out=out, threads=threads

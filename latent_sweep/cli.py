@@ -139,7 +139,7 @@ def dispatch(args: argparse.Namespace) -> int:
     # native start-up must not be cut half-way by Ctrl-C (`interrupts`).
     if args.command == "train":
         with interrupt_after():
-            from latent_sweep.local_train import print_members, train
+            from latent_sweep.engine.local import print_members, train
 
         out, final = train(
             args.config, overrides=args.set, **_options(args, "seed", "seeds", "steps", "out", "threads")
@@ -148,38 +148,38 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"trial directory: {out}")
         return 0
     if args.command == "validate":
-        from latent_sweep.local_train import validate
+        from latent_sweep.engine.local import validate
 
         print(validate(args.sweep, overrides=args.set))
         return 0
     if args.command == "run":
         with interrupt_after():
-            from latent_sweep import sweep
+            from latent_sweep.tune import sweep
 
         options = _options(args, "storage", "name", "num_samples", "address")
         return sweep.run(args.sweep, overrides=args.set, **options).exit_code
     if args.command == "resume":
         with interrupt_after():
-            from latent_sweep import sweep
+            from latent_sweep.tune import sweep
 
         outcome = sweep.resume(args.results_dir, restart_errored=args.restart_errored, address=args.address)
         return outcome.exit_code
     if args.command == "table":
-        from latent_sweep.compare import table_command
+        from latent_sweep.analysis.compare import table_command
 
         options = _options(args, "where", "sort", "top", "columns", "out")
         return table_command(args.results_dirs, fmt=args.format, **options)
     if args.command == "compare":
-        from latent_sweep.compare import compare_command
+        from latent_sweep.analysis.compare import compare_command
 
         options = _options(args, "scores", "pareto", "paired", "baseline", "bins", "success")
         return compare_command(args.results_dirs, by=args.by, fmt=args.format, **options)
     if args.command == "importance":
-        from latent_sweep.importance import importance_command
+        from latent_sweep.analysis.importance import importance_command
 
         return importance_command(args.results_dirs, score=args.score, fmt=args.format)
     if args.command == "plot":
-        from latent_sweep.plots import plot_command
+        from latent_sweep.analysis.plots_trial import plot_command
 
         options = _options(args, "member", "kind", "score", "out")
         paths = plot_command(args.results_dir, args.trial, **options)

@@ -44,10 +44,11 @@ import optuna
 import pandas as pd
 import yaml
 
-from latent_sweep import config, recovery
+from latent_sweep.analysis.results import load_evals, load_history
 from latent_sweep.errors import UserError
-from latent_sweep.results import load_evals, load_history
-from latent_sweep.study import JOURNAL_FILE, TRIAL_ID_ATTR, journal_storage
+from latent_sweep.spec import config
+from latent_sweep.tune import recovery
+from latent_sweep.tune.study import JOURNAL_FILE, TRIAL_ID_ATTR, journal_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS, EVERY = 300, 100

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from latent_sweep import config
-from latent_sweep.session import LocalSession
+from latent_sweep.engine.session import LocalSession
+from latent_sweep.spec import config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,8 +44,8 @@ def assert_crash_resume_matches(raw: dict, root):
     and running the finished trial once more must return those scores again."""
     import pandas as pd
 
-    from latent_sweep.experiments import run_trial
-    from latent_sweep.history import read_table
+    from latent_sweep.engine.registry import run_trial
+    from latent_sweep.store.history import read_table
 
     whole = run_trial(raw, LocalSession(root / "whole"))
     with pytest.raises(Crash):

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
-from latent_sweep.history import write_part
+from latent_sweep.store.history import write_part
 
 KEYFRAMES = [
     {"STEP": 0, "PHASE": "warmup", "lr": 0.01, "reg-polar": 0.006},

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 import latent_sweep as ls
-from latent_sweep import cli, config, sweep
+from latent_sweep import cli
+from latent_sweep.spec import config
+from latent_sweep.tune import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,8 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.cluster_utils import Cluster
 
-from latent_sweep import cli, config
+from latent_sweep import cli
+from latent_sweep.spec import config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ import colorsys
 import numpy as np
 import torch
 
-from latent_sweep import colors
+from latent_sweep.experiments import colors
 
 
 def test_hsv_cube_matches_colorsys_and_has_3600_colors():

@@ -1,4 +1,4 @@
-"""`compare --paired` (latent_sweep.stats): pairs by seed and sampled values, wins/losses/ties,
+"""`compare --paired` (latent_sweep.scores.stats): pairs by seed and sampled values, wins/losses/ties,
 median difference with its bootstrap interval worked out by hand, Wilcoxon p equal to scipy's;
 bootstrap intervals of group means; quantile bins of a continuous --by."""
 
@@ -16,7 +16,7 @@ import yaml
 from fixtures_results import write_sweep
 
 from latent_sweep.cli import main
-from latent_sweep.stats import bootstrap_ci, wilcoxon_p
+from latent_sweep.scores.stats import bootstrap_ci, wilcoxon_p
 
 SPACE = {"labels.mode": {"grid": ["soft", "hard"]}, "schedule.scale.reg-polar": {"choice": [1.0, 2.0]}}
 # anchor_error_red (lower is better) of seed s: hard 1/4 + s/64; soft 1/16 less on seeds 0–7 and

@@ -22,8 +22,9 @@ from test_sweep_run import (
     tiny_sweep,
 )
 
-from latent_sweep import cli, recovery
-from latent_sweep.history import read_table
+from latent_sweep import cli
+from latent_sweep.store.history import read_table
+from latent_sweep.tune import recovery
 
 pytestmark = pytest.mark.slow
 REASON = r" \([A-Za-z]+(Error|Invalid): [^\n]*\)"  # the reader's own words (pyarrow, torch, pickle)

@@ -18,12 +18,12 @@ from test_autoencoder import short_curriculum
 from test_population import draws
 from test_step import projection
 
-from latent_sweep import config
-from latent_sweep.experiments import run_trial
+from latent_sweep.engine.loop import build_members
+from latent_sweep.engine.registry import run_trial
+from latent_sweep.engine.session import LocalSession
 from latent_sweep.experiments.autoencoder import Autoencoders
-from latent_sweep.experiments.loop import build_members
-from latent_sweep.history import read_table
-from latent_sweep.session import LocalSession
+from latent_sweep.spec import config
+from latent_sweep.store.history import read_table
 
 pytestmark = [
     pytest.mark.cuda,

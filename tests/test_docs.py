@@ -11,10 +11,10 @@ import pytest
 from pydantic import BaseModel
 
 from latent_sweep.experiments.ae_config import AutoencoderConfig
+from latent_sweep.experiments.objectives import TermConfig
 from latent_sweep.experiments.projection import ProjectionConfig
-from latent_sweep.objectives import TermConfig
-from latent_sweep.score_declarations import experiment_declarations
-from latent_sweep.sweep_spec import SweepBlock
+from latent_sweep.scores.declarations import experiment_declarations
+from latent_sweep.spec.sweep_block import SweepBlock
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("dopesheet.md", "scores.md", "sweep-file.md", "populations.md")

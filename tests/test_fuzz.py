@@ -21,7 +21,7 @@ from cli_outcome import outcome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from latent_sweep import config
+from latent_sweep.spec import config
 
 ROOT = Path(__file__).resolve().parent.parent
 EX17 = ROOT / "sweeps" / "ex17.yaml"

@@ -1,4 +1,4 @@
-"""`latent-sweep importance` (latent_sweep.importance): fANOVA over configs averaged over seeds
+"""`latent-sweep importance` (latent_sweep.analysis.importance): fANOVA over configs averaged over seeds
 ranks the parameter that drives a score first, the same numbers on every run; distributions
 from the space's leaves; errors; `plot --kind importance`; a real packed sweep."""
 
@@ -17,10 +17,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from test_plots import assert_png
 
 import latent_sweep
-from latent_sweep import config
+from latent_sweep.analysis.importance import configs_of, describe, distribution
+from latent_sweep.analysis.results import load_sweeps
 from latent_sweep.cli import main
-from latent_sweep.importance import configs_of, describe, distribution
-from latent_sweep.results import load_sweeps
+from latent_sweep.spec import config
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = {

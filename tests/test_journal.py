@@ -10,9 +10,9 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from latent_sweep import recovery
 from latent_sweep.errors import UserError
-from latent_sweep.study import JOURNAL_FILE
+from latent_sweep.tune import recovery
+from latent_sweep.tune.study import JOURNAL_FILE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -1,4 +1,4 @@
-"""Keyframe columns by STEP (latent_sweep.columns): `trials.parquet` names a sampled keyframe as the
+"""Keyframe columns by STEP (latent_sweep.spec.columns): `trials.parquet` names a sampled keyframe as the
 sweep's space does (`config.schedule.keyframes[@5000].reg-polar`), a sampled STEP included; names
 by row (`[2]`, `[2@5000]`) are accepted on input and mapped; `compare --by [@5000]` works;
 importance keeps the space's log distribution; tables written by row read renamed."""
@@ -17,13 +17,13 @@ import pytest
 import yaml
 from fixtures_results import make_trial
 
-from latent_sweep import trials
+from latent_sweep.analysis.results import load_trials, member_rows
 from latent_sweep.cli import main
-from latent_sweep.columns import Keyframes
-from latent_sweep.config import load_file
-from latent_sweep.history import read_table
-from latent_sweep.results import load_trials, member_rows
-from latent_sweep.sweep_spec import load_spec, trial_config
+from latent_sweep.spec.columns import Keyframes
+from latent_sweep.spec.config import load_file
+from latent_sweep.spec.sweep_block import load_spec, trial_config
+from latent_sweep.store.history import read_table
+from latent_sweep.tune import trials
 
 ROOT = Path(__file__).resolve().parent.parent
 SHEET = [
@@ -213,7 +213,7 @@ def test_a_row_that_is_another_keyframe_in_another_sweep_is_refused(sweep, tmp_p
 
 
 def test_the_leaderboard_shows_sampled_keyframes_by_step():
-    from latent_sweep.sweep_report import config_summaries
+    from latent_sweep.tune.report import config_summaries
 
     spec = load_spec(load_file(ROOT / "sweeps" / "quick.yaml"), "sweeps/quick.yaml")
     raw = trial_config(spec.base, {"params": {POLAR: 0.02, STEP: 6000, "schedule.scale.reg-separate": 1.5}})
@@ -225,7 +225,7 @@ def test_the_leaderboard_shows_sampled_keyframes_by_step():
 
 
 def test_a_warm_start_finds_the_step_addressed_parameters_of_the_earlier_sweep(sweep):
-    from latent_sweep.sweep_search import OPTUNA_PREFIX, warm_start
+    from latent_sweep.tune.search import OPTUNA_PREFIX, warm_start
 
     raw = load_file(ROOT / "sweeps" / "quick.yaml")
     raw["sweep"].update(space=SPACE, warm_start=str(sweep))
@@ -236,9 +236,9 @@ def test_a_warm_start_finds_the_step_addressed_parameters_of_the_earlier_sweep(s
 
 
 def test_slices_of_a_log_sampled_keyframe_have_a_log_axis(sweep):
-    from latent_sweep.importance import configs_of
-    from latent_sweep.plots_analysis import plot_slices
-    from latent_sweep.results import load_sweeps
+    from latent_sweep.analysis.importance import configs_of
+    from latent_sweep.analysis.plots_sweep import plot_slices
+    from latent_sweep.analysis.results import load_sweeps
 
     configs = configs_of(*load_sweeps([sweep]), None)
     fig = plot_slices(configs, [f"config.{POLAR}", f"config.{STEP}"])

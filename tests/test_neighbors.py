@@ -10,9 +10,10 @@ import pytest
 import torch
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-from latent_sweep import neighbors_members
 from latent_sweep.errors import UserError
-from latent_sweep.neighbors import (
+from latent_sweep.scores import _scan as neighbors_members
+from latent_sweep.scores._scan import _count_below
+from latent_sweep.scores.neighbors import (
     continuity,
     knn_accuracy,
     knn_recall,
@@ -20,7 +21,6 @@ from latent_sweep.neighbors import (
     neighbor_scores_members,
     trustworthiness,
 )
-from latent_sweep.neighbors_members import _count_below
 
 
 def _noisy_projection(seed: int, n: int, dim: int, latent: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latent_sweep.objectives import (
+from latent_sweep.experiments.objectives import (
     Anchor,
     Pin,
     Planarity,

@@ -16,8 +16,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from test_sweep_run import assert_complete_histories, run, start_run, tiny_sweep
 
-from latent_sweep.lock import LOCK_FILE
-from latent_sweep.study import JOURNAL_FILE
+from latent_sweep.store.lock import LOCK_FILE
+from latent_sweep.tune.study import JOURNAL_FILE
 
 SPACE = {
     "schedule.keyframes[@5000].reg-polar": {"loguniform": [0.001, 0.03]},

@@ -1,4 +1,5 @@
-"""Plots (latent_sweep.plots): every kind writes a PNG that reads back; trial choice; errors."""
+"""Plots (latent_sweep.analysis.plots_trial): every kind writes a PNG that reads back; trial
+choice; errors."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from fixtures_results import SCORES, make_population_sweep, make_results
 from matplotlib.image import imread
 from matplotlib.patches import Circle
 
-from latent_sweep.cli import main
-from latent_sweep.errors import UserError
-from latent_sweep.plots import (
+from latent_sweep.analysis.plots_trial import (
     latent_pairs,
     load_latents,
     plot_curves,
@@ -22,8 +21,10 @@ from latent_sweep.plots import (
     point_colors,
     schedule_curves,
 )
-from latent_sweep.population import member_raws
-from latent_sweep.results import load_evals, load_history, load_sweeps, read_trial_config
+from latent_sweep.analysis.results import load_evals, load_history, load_sweeps, read_trial_config
+from latent_sweep.cli import main
+from latent_sweep.errors import UserError
+from latent_sweep.spec.population import member_raws
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -17,13 +17,14 @@ from sklearn import datasets
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
-from latent_sweep import colors, config
+from latent_sweep.engine.registry import run_trial
+from latent_sweep.engine.session import LocalSession
 from latent_sweep.errors import UserError
-from latent_sweep.experiments import proj_data, run_trial
+from latent_sweep.experiments import colors, proj_data
 from latent_sweep.experiments.projection import knn_graph
-from latent_sweep.history import read_table
-from latent_sweep.session import LocalSession
-from latent_sweep.sweep_spec import load_spec
+from latent_sweep.spec import config
+from latent_sweep.spec.sweep_block import load_spec
+from latent_sweep.store.history import read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 

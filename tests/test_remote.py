@@ -18,10 +18,10 @@ import pytest
 from fixtures_results import make_results
 from test_sweep_run import DEADLINE_S, tiny_sweep
 
+from latent_sweep.analysis.results import load_evals, load_trials
 from latent_sweep.cli import main
-from latent_sweep.history import read_table
-from latent_sweep.remote import CACHE_ENV, local_dir
-from latent_sweep.results import load_evals, load_trials
+from latent_sweep.store.history import read_table
+from latent_sweep.store.remote import CACHE_ENV, local_dir
 
 SCALE = {"schedule.scale.reg-polar": {"uniform": [0.5, 2.0]}}
 

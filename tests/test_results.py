@@ -1,4 +1,4 @@
-"""Trials tables, group statistics and Pareto fronts (latent_sweep.results), through the CLI too."""
+"""Trials tables, group statistics and Pareto fronts (latent_sweep.analysis.results), through the CLI too."""
 
 from __future__ import annotations
 
@@ -20,12 +20,8 @@ from fixtures_results import (
     make_sweep,
 )
 
-from latent_sweep import trials
-from latent_sweep.cli import main
-from latent_sweep.compare import pareto_front
-from latent_sweep.errors import UserError
-from latent_sweep.history import read_table
-from latent_sweep.results import (
+from latent_sweep.analysis.compare import pareto_front
+from latent_sweep.analysis.results import (
     load_evals,
     load_history,
     load_trials,
@@ -33,6 +29,10 @@ from latent_sweep.results import (
     member_rows,
     read_trial_config,
 )
+from latent_sweep.cli import main
+from latent_sweep.errors import UserError
+from latent_sweep.store.history import read_table
+from latent_sweep.tune import trials
 
 DEFAULT_COLUMNS = [
     "trial_id",

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from latent_sweep.errors import UserError
-from latent_sweep.schedule import Dopesheet
-from latent_sweep.timeline import Phase, Timeline
+from latent_sweep.spec.schedule import Dopesheet
+from latent_sweep.spec.timeline import Phase, Timeline
 
 SCHEDULES = Path(__file__).resolve().parent.parent / "schedules"
 EX15 = SCHEDULES / "ex-1.5-dopesheet.csv"

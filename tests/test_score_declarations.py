@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latent_sweep import config, trials
-from latent_sweep.experiments import run_trial
+from latent_sweep.analysis.results import KEY_COLUMNS, lower_is_better, member_rows
+from latent_sweep.engine.registry import run_trial
+from latent_sweep.engine.session import LocalSession
 from latent_sweep.experiments.autoencoder import Autoencoders
-from latent_sweep.results import KEY_COLUMNS, lower_is_better, member_rows
-from latent_sweep.score_declarations import ScoreMismatch, declared, declared_for, goal_of
-from latent_sweep.session import LocalSession
+from latent_sweep.scores.declarations import ScoreMismatch, declared, declared_for, goal_of
+from latent_sweep.spec import config
+from latent_sweep.tune import trials
 
 AE_FIXED = [
     "recon_mse", "recon_mse_vibrant", "recon_mse_dark", "recon_mse_desaturated", "hue_corr", "hue_order",
@@ -99,7 +100,7 @@ def test_an_undeclared_or_missing_score_stops_the_trial(change, problem, tiny_ex
     names = ", ".join(declared(config.validate(raw)))
     assert str(err.value) == (
         f"experiment `autoencoder` {problem} for this config (declared: {names}); its `SCORES` must list "
-        "every score its evaluation returns (latent_sweep.score_declarations)"
+        "every score its evaluation returns (latent_sweep.scores.declarations)"
     )
     assert not (tmp_path / "evals").exists()  # nothing half-scored was written
 

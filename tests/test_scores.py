@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from latent_sweep import hue_scores, scores
+from latent_sweep import hue_scores
+from latent_sweep.scores import geometry as scores
 
 
 def wheel(h: np.ndarray, sign: float = 1.0, offset: float = 0.3, dims: int = 4) -> np.ndarray:

@@ -18,11 +18,11 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from test_sweep_run import DEADLINE_S, local_ray, run, start_run, tiny_sweep  # noqa: F401 (a fixture)
 
-from latent_sweep import config
 from latent_sweep.errors import UserError
-from latent_sweep.study import JOURNAL_FILE
-from latent_sweep.sweep_search import OPTUNA_PREFIX, warm_start
-from latent_sweep.sweep_spec import load_spec
+from latent_sweep.spec import config
+from latent_sweep.spec.sweep_block import load_spec
+from latent_sweep.tune.search import OPTUNA_PREFIX, warm_start
+from latent_sweep.tune.study import JOURNAL_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = "sweeps/q.yaml"

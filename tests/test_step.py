@@ -12,11 +12,12 @@ import torch
 from test_autoencoder import short_curriculum
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from latent_sweep.experiments import graphs, loop, run_trial
-from latent_sweep.history import read_table
-from latent_sweep.models import Stack
-from latent_sweep.session import LocalSession
-from latent_sweep.streams import MemberStreams
+from latent_sweep.engine import graphs, loop
+from latent_sweep.engine.models import Stack
+from latent_sweep.engine.registry import run_trial
+from latent_sweep.engine.session import LocalSession
+from latent_sweep.engine.streams import MemberStreams
+from latent_sweep.store.history import read_table
 
 # Operators that wait for a tensor's values on the host: a scalar read (`.item()`, `bool()`,
 # `int()`, `float()`, `.tolist()`) and the ops whose output shape depends on the values.

@@ -8,7 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from latent_sweep import study
+from latent_sweep.tune import study
 
 SPACE = {"params/x": FloatDistribution(0.001, 0.03, log=True), "params/y": FloatDistribution(0.5, 2.0)}
 

@@ -23,16 +23,17 @@ import yaml
 from harness import kill_anywhere
 from ray import tune
 
-from latent_sweep import cli, config, population
+from latent_sweep import cli
+from latent_sweep.analysis.results import load_evals, load_history, member_rows, read_trial_config
+from latent_sweep.engine.registry import run_trial
+from latent_sweep.engine.session import LocalSession
 from latent_sweep.errors import UserError
-from latent_sweep.experiments import run_trial
-from latent_sweep.history import read_table
-from latent_sweep.lock import LOCK_FILE, ResultsLock
-from latent_sweep.results import load_evals, load_history, member_rows, read_trial_config
-from latent_sweep.session import LocalSession
-from latent_sweep.sweep import RETRIED_DIR
-from latent_sweep.sweep_report import config_summaries, print_leaderboard
-from latent_sweep.sweep_spec import load_spec
+from latent_sweep.spec import config, population
+from latent_sweep.spec.sweep_block import load_spec
+from latent_sweep.store.history import read_table
+from latent_sweep.store.lock import LOCK_FILE, ResultsLock
+from latent_sweep.tune.report import config_summaries, print_leaderboard
+from latent_sweep.tune.sweep import RETRIED_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 SUCCESS = "hue_order >= 0.999 and abs(hue_winding) == 1"

@@ -14,10 +14,12 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from latent_sweep import cli, config, population, sweep
+from latent_sweep import cli
 from latent_sweep.errors import UserError
-from latent_sweep.resources import gpu_share, trains_on, trial_gpus
-from latent_sweep.sweep_spec import TRIAL_INDEX, is_score, load_spec, statistic_of, trial_config
+from latent_sweep.spec import config, population
+from latent_sweep.spec.resources import gpu_share, trains_on, trial_gpus
+from latent_sweep.spec.sweep_block import TRIAL_INDEX, is_score, load_spec, statistic_of, trial_config
+from latent_sweep.tune import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = "sweeps/q.yaml"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from test_sweep_run import local_ray, run, tiny_sweep  # noqa: F401 (a fixture)
 
-from latent_sweep import config
+from latent_sweep.spec import config
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = "schedule.scale.reg-polar"

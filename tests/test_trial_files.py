@@ -12,10 +12,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-from latent_sweep.experiments import run_trial
-from latent_sweep.history import read_table, trial_id_of
-from latent_sweep.results import load_trials
-from latent_sweep.session import LocalSession
+from latent_sweep.analysis.results import load_trials
+from latent_sweep.engine.registry import run_trial
+from latent_sweep.engine.session import LocalSession
+from latent_sweep.store.history import read_table, trial_id_of
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from latent_sweep.experiments.base import Strict, TrialConfig
-from latent_sweep.objectives import Anchor, Pin, TermConfig
+from latent_sweep.experiments.objectives import Anchor, Pin, TermConfig
+from latent_sweep.spec.trial import Strict, TrialConfig
 
 
 class Concept(Strict):

@@ -16,18 +16,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latent_sweep import colors, scores
-from latent_sweep.experiments import loop
+from latent_sweep.engine import loop
+from latent_sweep.engine.loop import Members
+from latent_sweep.engine.models import STREAM_BATCHES, ColorAutoencoders
+from latent_sweep.engine.recording import pick_device
+from latent_sweep.engine.session import Session
+from latent_sweep.engine.streams import MemberStreams
+from latent_sweep.experiments import colors
 from latent_sweep.experiments.ae_config import AutoencoderConfig
-from latent_sweep.experiments.loop import Members
-from latent_sweep.experiments.recording import pick_device
-from latent_sweep.models import STREAM_BATCHES, ColorAutoencoders
-from latent_sweep.neighbors import neighbor_scores_members
-from latent_sweep.objectives import Anchor, Pin, Separate, TermSet, loss_fn
-from latent_sweep.score_declarations import Score
-from latent_sweep.session import Session
-from latent_sweep.streams import MemberStreams
-from latent_sweep.timeline import Timeline
+from latent_sweep.experiments.objectives import Anchor, Pin, Separate, TermSet, loss_fn
+from latent_sweep.scores import geometry
+from latent_sweep.scores.declarations import Score
+from latent_sweep.scores.neighbors import neighbor_scores_members
+from latent_sweep.spec.timeline import Timeline
 
 __all__ = ["AutoencoderConfig", "train"]
 
@@ -310,17 +311,17 @@ class Autoencoders:
         out, z = model(data.grid_t)
         hue_z = model.encode(data.hues_t)
         plane = cfg.scores.hue_plane
-        result = scores.recon_errors_members(data.grid_t, out, data.grid.hsv)
-        result.update(scores.hue_scores_members(hue_z, data.hues.hsv[:, 0], plane))
-        result["planarity_vibrant"] = scores.planarity_members(hue_z, plane)
-        result["norm_error"] = scores.norm_error_members(z)
+        result = geometry.recon_errors_members(data.grid_t, out, data.grid.hsv)
+        result.update(geometry.hue_scores_members(hue_z, data.hues.hsv[:, 0], plane))
+        result["planarity_vibrant"] = geometry.planarity_members(hue_z, plane)
+        result["norm_error"] = geometry.norm_error_members(z)
         for term in cfg.terms:
             if isinstance(term, Pin):
                 for label in term.affinities or {}:
                     concept = cfg.labels.concepts[label]
                     if concept.kind == "color":
                         ref = torch.tensor([concept.rgb], dtype=torch.float32, device=z.device)
-                        result[f"anchor_error_{label}"] = scores.anchor_error_members(
+                        result[f"anchor_error_{label}"] = geometry.anchor_error_members(
                             model.encode(ref), term.point
                         )
         # Neighbor preservation between input colors and their latents on the evaluation grid.

@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from latent_sweep import colors
 from latent_sweep.errors import UserError
+from latent_sweep.experiments import colors
 from latent_sweep.experiments.ae_config import Strict
 
 Source = Literal["digits", "swiss_roll", "s_curve", "color_cube", "trial", "file"]

@@ -18,18 +18,19 @@ import pandas as pd
 import torch
 from pydantic import Field
 
-from latent_sweep import colors, scores
+from latent_sweep.engine import loop
+from latent_sweep.engine.loop import Members
+from latent_sweep.engine.models import STREAM_BATCHES, Projections
+from latent_sweep.engine.recording import pick_device
+from latent_sweep.engine.session import Session
+from latent_sweep.engine.streams import MemberStreams
 from latent_sweep.errors import UserError
-from latent_sweep.experiments import loop, proj_data
-from latent_sweep.experiments.base import Strict, TrialConfig
-from latent_sweep.experiments.loop import Members
+from latent_sweep.experiments import colors, proj_data
 from latent_sweep.experiments.proj_data import ProjDataConfig
-from latent_sweep.experiments.recording import pick_device
-from latent_sweep.models import STREAM_BATCHES, Projections
-from latent_sweep.neighbors import neighbor_scores_members
-from latent_sweep.score_declarations import Score
-from latent_sweep.session import Session
-from latent_sweep.streams import MemberStreams
+from latent_sweep.scores import geometry
+from latent_sweep.scores.declarations import Score
+from latent_sweep.scores.neighbors import neighbor_scores_members
+from latent_sweep.spec.trial import Strict, TrialConfig
 
 __all__ = ["ProjectionConfig", "train"]
 
@@ -276,7 +277,7 @@ class Projectors:
         if ev.hue_rows is not None:
             # Angles about the hues' own centroid: a projection has no meaningful origin.
             yh = y[:, ev.hue_rows]
-            result.update(scores.hue_scores_members(yh - yh.mean(dim=1, keepdim=True), ev.hues))
+            result.update(geometry.hue_scores_members(yh - yh.mean(dim=1, keepdim=True), ev.hues))
         return result
 
     def snapshot(self) -> tuple[torch.Tensor, dict[str, np.ndarray]]:

@@ -1,0 +1,413 @@
+"""Comparing trials: sort, filter, choose columns; group statistics; Pareto fronts; the
+`table` and `compare` commands.
+
+Rows are members (`latent_sweep.analysis.results`): a population trial contributes one row per member,
+so `compare --by` counts and averages members, e.g. the seeds of a config, and the tables of a
+sweep of populations show `member` and `seed` by default.
+
+Best first, in each score's direction as its experiment declares it
+(`latent_sweep.scores.declarations`, docs/scores.md), also as `best_<score>`: lower-is-better
+scores sort ascending, everything else descending. A sweep's own metric follows its
+`sweep.mode`. `--sort SCORE:min` or `SCORE:max` overrides the rule.
+
+Pareto fronts (`compare --pareto`) are taken over the group means: a user comparing variants
+asks which variants no other beats on every score at once. The trials on the trial-level
+front are listed as well.
+
+Groups come with a 95% bootstrap interval of their mean; `--paired` compares groups member by
+member instead (`latent_sweep.scores.stats`). `--success EXPR` (by default the sweeps' own
+`sweep.success`) adds a `success` column, 1 for a member whose final scores satisfy it (a
+diverged member fails): groups show it as a count with the exact binomial interval of the rate,
+and `--paired` as wins and losses in discordant pairs, where the Wilcoxon test on ±1
+differences is McNemar's (normal approximation). A continuous `--by` (a float with more than
+AUTO_BIN_ABOVE distinct values) is cut into AUTO_BINS quantile bins, or `--bins N`; `--bins 0`
+keeps one group per value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latent_sweep.analysis.results import (
+    META_COLUMNS,
+    Sweep,
+    load_sweeps,
+    lower_is_better,
+    nunique,
+    row_labels,
+)
+from latent_sweep.analysis.tables import emit, format_cell
+from latent_sweep.errors import UserError
+from latent_sweep.scores.stats import binomial_ci, bootstrap_ci, pair_groups, paired_stats
+from latent_sweep.spec import population
+from latent_sweep.spec.columns import config_column, query_columns
+from latent_sweep.tune.search import mark_front
+
+KEY_SCORES = ("hue_corr", "hue_order", "recon_mse")
+SUCCESS = "success"
+AUTO_BIN_ABOVE, AUTO_BINS = 10, 5
+WHERE_HINT = "column names with dots or dashes need backticks, e.g. \"`config.labels.mode` == 'hard'\""
+
+
+# ---------------------------------------------------------------------------------------
+# Columns, sorting, filtering
+
+
+def score_columns(df: pd.DataFrame) -> list[str]:
+    """Final score columns: numeric, neither config nor bookkeeping nor `best_`."""
+    return [
+        c
+        for c in df.select_dtypes("number").columns
+        if c not in META_COLUMNS and not c.startswith(("config.", "best_"))
+    ]
+
+
+def key_scores(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
+    """The sweeps' metrics, then hue_corr, hue_order, recon_mse, anchor_error_*, trustworthiness_k10."""
+    anchors = sorted(c for c in df.columns if c.startswith("anchor_error_"))
+    wanted = [s.metric for s in sweeps if s.metric] + [*KEY_SCORES, *anchors, "trustworthiness_k10"]
+    return [c for c in dict.fromkeys(wanted) if c in df.columns]
+
+
+def default_columns(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
+    params = [f"config.{p}" for s in sweeps for p in s.params]
+    members = ["member", "seed"] if "member" in df and (df["member"] > 0).any() else []
+    wanted = ["sweep", "trial_id", *members, "status", "pareto", *params, *key_scores(df, sweeps), "steps"]
+    return [c for c in dict.fromkeys(wanted) if c in df.columns]
+
+
+def resolve_column(
+    df: pd.DataFrame, name: str, option: str, scores_only: bool = False, sweeps: Sequence[Sweep] = ()
+) -> str:
+    """A column by its name, or a config path without the `config.` prefix; a keyframe in any
+    form a path may address it (`[@5000]`, `[5]`, `[5@5000]`) in the `sweeps`' schedules."""
+    for candidate in (name, f"config.{name}"):
+        if candidate in df.columns and (not scores_only or candidate in score_columns(df)):
+            return candidate
+    schedules = [s.keyframes for s in sweeps]
+    if not scores_only and (column := config_column(name, df.columns, schedules, option)):
+        return column
+    scores = score_columns(df)
+    names = scores if scores_only else [*df.columns, *(c.removeprefix("config.") for c in df.columns)]
+    close = difflib.get_close_matches(name, names)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    if scores_only:
+        listing = f"available: {', '.join(scores) or 'none'}"
+        raise UserError(f"unknown score `{name}` for {option}{hint}; {listing}")
+    others = [c for c in df.columns if c not in scores and not c.startswith("config.")]
+    configs = [c for c in df.columns if c.startswith("config.")]
+    varying = [c for c in configs if nunique(df[c]) > 1]
+    shown = configs if len(configs) <= 12 else [*varying, f"… ({len(configs)} config columns in all)"]
+    raise UserError(
+        f"unknown score or column `{name}` for {option}{hint}; "
+        f"available scores: {', '.join(scores) or 'none'}; other columns: {', '.join(others)}; "
+        f"config columns: {', '.join(shown) or 'none'}"
+    )
+
+
+def sort_trials(df: pd.DataFrame, key: str, sweeps: Sequence[Sweep]) -> pd.DataFrame:
+    """Best first (see the module doc); `key` may end in `:max` or `:min`."""
+    name, _, sense = key.partition(":")
+    column = resolve_column(df, name, "--sort", sweeps=sweeps)
+    if sense and sense not in ("max", "min"):
+        raise UserError(f"--sort `{key}`: the direction after `:` must be max or min, but got `{sense}`")
+    ascending = sense == "min" if sense else minimize(column, sweeps)
+    return df.sort_values(column, ascending=ascending, na_position="last", kind="stable")
+
+
+def minimize(column: str, sweeps: Sequence[Sweep]) -> bool:
+    """Lower is better for `column`: the sweeps' mode for their metric, else the best-first rule."""
+    base = column.removeprefix("best_")
+    modes = {s.mode for s in sweeps if s.metric == base and s.mode in ("max", "min")}
+    return modes == {"min"} if modes else lower_is_better(base)
+
+
+def filter_trials(df: pd.DataFrame, expr: str, sweeps: Sequence[Sweep]) -> pd.DataFrame:
+    query = query_columns(expr, df.columns, [s.keyframes for s in sweeps], "--where")
+    try:
+        return df.query(query)
+    except Exception as err:  # pandas raises many kinds here; all mean the expression is bad
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise UserError(f"bad --where expression `{expr}`: {reason}; {WHERE_HINT}") from None
+
+
+def select_trials(
+    df: pd.DataFrame,
+    sweeps: Sequence[Sweep],
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    top: int | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The `table` pipeline: filter, sort (best first by the metric by default), top N, columns
+    (names, or comma-separated lists of names)."""
+    if where:
+        df = filter_trials(df, where, sweeps)
+    sort = sort or next((s.metric for s in sweeps if s.metric in df.columns), None)
+    if sort:
+        df = sort_trials(df, sort, sweeps)
+    if top is not None:
+        if top < 1:
+            raise UserError(f"--top must be at least 1, but got {top}")
+        df = df.head(top)
+    names = [n for item in columns or [] for n in item.split(",") if n]
+    chosen = [resolve_column(df, n, "--columns", sweeps=sweeps) for n in names] or default_columns(df, sweeps)
+    return df[chosen].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Groups and Pareto fronts
+
+
+def parse_pareto(spec: str, df: pd.DataFrame) -> list[tuple[str, bool]]:
+    """`hue_corr:max,recon_mse:min` → [(column, maximize)]; a bare score uses the best-first rule."""
+    out = []
+    for item in (s.strip() for s in spec.split(",")):
+        name, _, sense = item.partition(":")
+        if sense and sense not in ("max", "min"):
+            raise UserError(
+                f"--pareto `{item}`: the direction after `:` must be max or min, but got `{sense}`"
+            )
+        column = resolve_column(df, name, "--pareto", scores_only=True)
+        out.append((column, sense == "max" if sense else not lower_is_better(column)))
+    if len(out) < 2:
+        raise UserError(
+            f"--pareto needs at least two scores, e.g. hue_corr:max,recon_mse:min, but got `{spec}`"
+        )
+    return out
+
+
+def pareto_front(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
+    """Boolean mask of the non-dominated rows; rows with a missing value are never on the front."""
+    v = np.where(np.asarray(maximize, dtype=bool), 1.0, -1.0) * np.asarray(values, dtype=float)
+    valid = ~np.isnan(v).any(axis=1)
+    front = valid.copy()
+    for i in np.flatnonzero(valid):
+        others = v[valid]
+        front[i] = not np.any(np.all(others >= v[i], axis=1) & np.any(others > v[i], axis=1))
+    return front
+
+
+def group_stats(df: pd.DataFrame, by: str, scores: Sequence[str]) -> pd.DataFrame:
+    """Per value of `by`: member count, then per score `_mean`, `_std` (ddof=1, across seeds)
+    and `_ci_low`/`_ci_high`, the 95% bootstrap interval of the mean; for `success`, the count
+    `success_k` and the exact binomial interval of the rate (`_mean`) instead."""
+    groups = df.groupby(by, dropna=False, sort=True, observed=True)
+    out = groups.size().rename("count").to_frame()
+    for s in scores:
+        out[f"{s}_mean"] = groups[s].mean()
+        if s == SUCCESS:
+            out[f"{s}_k"] = groups[s].sum().astype(int)
+            cis = pd.Series([binomial_ci(k, n) for k, n in zip(out[f"{s}_k"], out["count"], strict=True)])
+            cis.index = out.index
+        else:
+            out[f"{s}_std"] = groups[s].std(ddof=1)
+            cis = groups[s].apply(bootstrap_ci)
+        out[f"{s}_ci_low"], out[f"{s}_ci_high"] = cis.str[0], cis.str[1]
+    return out.reset_index()
+
+
+def _display_stats(stats: pd.DataFrame, scores: Sequence[str]) -> pd.DataFrame:
+    parts = ("_mean", "_std", "_ci_low", "_ci_high")
+    shown = stats[[c for c in stats.columns if not c.endswith((*parts, "_k"))]].copy()
+    for s in scores:
+        if s == SUCCESS:  # a count out of the group's members, its rate and interval
+            shown[s] = [
+                f"{k}/{n} = {format_cell(m)}" + _interval(lo, hi)
+                for k, n, m, lo, hi in zip(
+                    *(stats[c] for c in (f"{s}_k", "count", f"{s}_mean", f"{s}_ci_low", f"{s}_ci_high")),
+                    strict=True,
+                )
+            ]
+            continue
+        shown[s] = [
+            format_cell(m) + ("" if pd.isna(d) else f" ± {format_cell(d)}") + _interval(lo, hi)
+            for m, d, lo, hi in zip(*(stats[f"{s}{p}"] for p in parts), strict=True)
+        ]
+    if "pareto" in shown:
+        shown["pareto"] = np.where(shown["pareto"], "★", "")
+    return shown
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if pd.isna(low) else f" [{format_cell(low)}, {format_cell(high)}]"
+
+
+def bin_groups(df: pd.DataFrame, by: str, bins: int | None) -> tuple[pd.DataFrame, str]:
+    """`by` cut into quantile bins when asked (`bins` > 0) or when it is a float with more than
+    AUTO_BIN_ABOVE distinct values (`bins` None); the bins are ordered labels `[lo, hi]` (each
+    holds values above the previous bin's hi). Returns the rows and a note for the table."""
+    column = df[by]
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    distinct = column.nunique()
+    if bins == 0 or (
+        bins is None and not (pd.api.types.is_float_dtype(column) and distinct > AUTO_BIN_ABOVE)
+    ):
+        return df, ""
+    if bins is not None and bins < 0:
+        raise UserError(f"--bins must be 0 (one group per value) or a number of bins, but got {bins}")
+    if not numeric:
+        raise UserError(
+            f"--bins {bins}: `{by}` is not numeric (values such as `{column.dropna().iloc[0]}`), "
+            f"so it cannot be cut into quantile bins; leave out --bins to group by its values"
+        )
+    cut, edges = pd.qcut(column, bins or AUTO_BINS, retbins=True, duplicates="drop")
+    labels = [f"[{format_cell(lo)}, {format_cell(hi)}]" for lo, hi in itertools.pairwise(edges)]
+    binned = df.assign(**{by: cut.cat.rename_categories(labels)})
+    how = "" if bins else f"{distinct} distinct values, "
+    return binned, (
+        f"`{by}` ({how}{len(labels)} quantile bins; --bins N for another number, --bins 0 for one "
+        f"group per value)"
+    )
+
+
+def paired_comparison(
+    df: pd.DataFrame, by: str, scores: Sequence[str], sweeps: Sequence[Sweep], baseline: str | None
+) -> tuple[pd.DataFrame, str, str]:
+    """`compare --paired`: per group other than the baseline and per score, `paired_stats` of
+    its members paired with the baseline's; the table, its title and a note on what was paired."""
+    if by == "seed":
+        raise UserError(
+            "--paired pairs members that share a seed, so it cannot group --by seed; group by a config path"
+        )
+    key = [
+        "seed",
+        *(
+            c
+            for c in dict.fromkeys(f"config.{p}" for s in sweeps for p in s.params)
+            if c in df and c not in (by, "config.seed")
+        ),
+    ]
+    groups = list(df.groupby(by, sort=True, observed=True).groups)
+    if len(groups) < 2:
+        raise UserError(
+            f"--paired needs at least two groups of `{by}`, but found {len(groups)}: "
+            f"{', '.join(map(str, groups)) or 'none'}"
+        )
+    names = [str(g) for g in groups]
+    if baseline is not None and baseline not in names:
+        raise UserError(f"--baseline `{baseline}` is not a group of `{by}`; groups: {', '.join(names)}")
+    base = groups[names.index(baseline)] if baseline is not None else groups[0]
+    rows, drops = [], []
+    for pairs in pair_groups(df, by, key, scores, base):
+        drops.append(f"{pairs.group}: {len(pairs.table)} pairs, {pairs.dropped} members unpaired")
+        for score in scores:
+            rows.append(
+                {by: pairs.group, "score": score, **paired_stats(pairs, score, not minimize(score, sweeps))}
+            )
+    title = f"paired against {by} = {base} by {', '.join(key)}"
+    note = "group − baseline; " + "; ".join(drops)
+    return pd.DataFrame(rows), title, note
+
+
+# ---------------------------------------------------------------------------------------
+# Commands
+
+
+def table_command(
+    results_dirs: Sequence[str | Path],
+    *,
+    where: str | None = None,
+    sort: str | None = None,
+    top: int | None = None,
+    columns: Sequence[str] | None = None,
+    fmt: str = "table",
+    out: str | Path | None = None,
+) -> int:
+    if fmt == "parquet" and not out:
+        raise UserError("--format parquet writes a binary file: give --out FILE, e.g. --out trials.parquet")
+    df, sweeps = load_sweeps(results_dirs)
+    shown = select_trials(mark_front(df, sweeps), sweeps, where=where, sort=sort, top=top, columns=columns)
+    emit(shown, fmt, None if out is None else str(out), title=", ".join(s.label for s in sweeps))
+    return 0
+
+
+def compare_command(
+    results_dirs: Sequence[str | Path],
+    *,
+    by: str,
+    scores: Sequence[str] | None = None,
+    pareto: str | None = None,
+    paired: bool = False,
+    baseline: str | None = None,
+    bins: int | None = None,
+    success: str | None = None,
+    fmt: str = "table",
+) -> int:
+    """Group statistics (or with `paired`, paired comparisons against `baseline`) printed as `fmt`."""
+    df, sweeps = load_sweeps(results_dirs)
+    by = resolve_column(df, by, "--by", sweeps=sweeps)
+    front = parse_pareto(pareto, df) if pareto else []
+    names = scores or key_scores(df, sweeps)
+    columns = [resolve_column(df, n, "--scores", scores_only=True) for n in names]
+    columns += [c for c, _ in front if c not in columns]
+    df, success_note = mark_success(df, sweeps, success)
+    if success_note:
+        columns.append(SUCCESS)
+    if not columns:
+        raise UserError(
+            f"no scores to compare; give --scores, one of: {', '.join(score_columns(df)) or 'none'}"
+        )
+    if paired and front:
+        raise UserError("--paired and --pareto answer different questions; give one of them")
+    df, bin_note = bin_groups(df, by, bins)
+    if paired:
+        table, title, note = paired_comparison(df, by, columns, sweeps, baseline)
+        shown = table if fmt == "csv" else _display_paired(table)
+        emit(shown, fmt, None, title=title, note="\n".join(n for n in (bin_note, success_note, note) if n))
+        return 0
+    if baseline is not None:
+        raise UserError("--baseline names the group the others are paired with: it needs --paired")
+    stats = group_stats(df, by, columns)
+    notes = [bin_note, success_note]
+    if front:
+        on, maximize = [c for c, _ in front], [m for _, m in front]
+        stats["pareto"] = pareto_front(stats[[f"{c}_mean" for c in on]].to_numpy(), maximize)
+        on_front = pareto_front(df[on].to_numpy(dtype=float), maximize)
+        ids = row_labels(df)
+        senses = ", ".join(f"{c}:{'max' if m else 'min'}" for c, m in front)
+        notes.append(f"trials on the trial-level Pareto front ({senses}): {', '.join(ids[on_front])}")
+    shown = stats if fmt == "csv" else _display_stats(stats, columns)
+    emit(shown, fmt, None, title=f"grouped by {by}", note="\n".join(n for n in notes if n))
+    return 0
+
+
+def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) -> tuple[pd.DataFrame, str]:
+    """The rows with a 0/1 `success` column for `expr` (default: the sweeps' shared
+    `sweep.success`, when their scores can answer it; else no column) and a note saying which
+    expression counted. A member without scores (an errored trial's) fails too."""
+    asked = expr is not None
+    if not asked:
+        own = {s.success for s in sweeps}
+        if len(own) != 1 or None in own:
+            return df, ""
+        (expr,) = own
+    if SUCCESS in df.columns:
+        problem = f"would replace the trials' own `{SUCCESS}` column"
+    else:
+        problem = population.success_problem(expr, score_columns(df))
+    if problem and not asked:  # the sweeps' own applies where their scores can answer it
+        return df, ""
+    if problem:
+        raise UserError(f"--success {problem}")
+    ok = population.success_mask(df, expr)
+    if "diverged_at" in df:  # as `success_rate` counts: a diverged member fails
+        ok = ok & df["diverged_at"].isna().to_numpy()
+    return df.assign(**{SUCCESS: ok.astype(float)}), f"success: {expr} (a diverged member fails)"
+
+
+def _display_paired(table: pd.DataFrame) -> pd.DataFrame:
+    shown = table.drop(columns=["ci_low", "ci_high", "p_wilcoxon"])
+    shown["median_diff"] = table["median_diff"].map(format_cell)
+    shown["95% CI"] = [
+        _interval(lo, hi).strip() for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
+    ]
+    shown["p (Wilcoxon)"] = table["p_wilcoxon"].map(format_cell)
+    return shown

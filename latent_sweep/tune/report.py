@@ -1,0 +1,136 @@
+"""What a sweep prints: a line per finished trial and first checkpoint, a status line now and then
+(instead of Ray's tables), and the leaderboard at the end.
+
+The leaderboard has one row per sampled config (a trial, or one config of a packed trial) with
+the statistics its trial reported over its seeds, recomputed from the member rows
+(`population.summarize`), best first by the sweep's metric (a Pareto search: its front first).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from ray import cloudpickle, tune
+
+from latent_sweep.analysis.results import KEY_COLUMNS, META_COLUMNS
+from latent_sweep.spec import population
+from latent_sweep.spec.columns import Keyframes
+from latent_sweep.spec.sweep_block import SampledSeed, SweepSpec
+from latent_sweep.tune import trials as trials_parquet
+from latent_sweep.tune.search import front_mask
+
+STATUS_EVERY_S = 30.0
+LEADERBOARD_ROWS = 10
+
+
+def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
+    import pandas as pd
+
+    if not rows:
+        print("no trials ran")
+        return
+    df = pd.DataFrame(rows)
+    trials = df.drop_duplicates("trial_id")
+    counts = trials["status"].value_counts().to_dict()
+    members = f" ({len(df)} members)" if len(df) > len(trials) else ""
+    print("trials: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + members)
+    table = config_summaries(df, spec)
+    metric, rows = spec.metrics[0], LEADERBOARD_ROWS
+    if metric in table:
+        table = table.sort_values(metric, ascending=spec.modes[0] == "min", na_position="last", kind="stable")
+    if spec.multi_objective and set(spec.metrics) <= set(table.columns):
+        # The search's Pareto front first, whole; then the rest by the first objective.
+        on_front = front_mask(table, spec.metrics, spec.modes)
+        table.insert(2, "pareto", np.where(on_front, "★", ""))
+        table = table.iloc[np.argsort(~on_front, kind="stable")]
+        rows = max(rows, int(on_front.sum()))
+        senses = ", ".join(f"{m}:{d}" for m, d in zip(spec.metrics, spec.modes, strict=True))
+        print(f"Pareto front ({senses}): {int(on_front.sum())} of {len(table)} configs")
+    shown = [c for c in table.columns if table[c].notna().any()]
+    table = table[shown].head(rows)
+    table.columns = [c.removeprefix("config.") for c in shown]
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=60))
+
+
+def config_summaries(df, spec: SweepSpec):
+    """One row per sampled config (its trial and sampled values): its seeds and, over them, the
+    statistics its trial reported (`population.summarize`): the sweep's metric, then the mean
+    recon_mse, hue_corr and hue_order."""
+    import pandas as pd
+
+    b = spec.block
+    keyframes = Keyframes.of(spec.base)
+    params = [f"config.{keyframes.column(p)}" for p in spec.space]
+    if isinstance(b.seeds, SampledSeed) or not spec.seed_population:
+        params.append("config.seed")  # one seed per config: show it
+    params = [c for c in dict.fromkeys(params) if c in df]
+    scores = [
+        c
+        for c in df.columns
+        if c not in (*META_COLUMNS, *KEY_COLUMNS) and not c.startswith(("config.", "best_"))
+    ]
+    key = ["trial_id", *params]
+    out = []
+    for _, group in df.groupby(key, sort=False, dropna=False):
+        first = group.iloc[0]
+        row = {c: first[c] for c in ["trial_id", "status", *params]}
+        row["seeds"] = len(group)
+        stats = population.summarize(group, scores, b.success) if scores else {}
+        picked = [*spec.metrics, "success_rate", "recon_mse", "hue_corr", "hue_order"]
+        row.update({k: stats[k] for k in dict.fromkeys(picked) if k in stats})
+        row.update({c: first[c] for c in ("steps", "error")})
+        out.append(row)
+    table = pd.DataFrame(out)
+    return table if (table["seeds"] > 1).any() else table.drop(columns="seeds")
+
+
+class Progress(tune.Callback):
+    """One line per finished trial and per first checkpoint, and a status line every STATUS_EVERY_S,
+    instead of Ray's tables."""
+
+    def __init__(self, metric: str, mode: str) -> None:
+        self.metric, self.mode = metric, mode
+        self.last_status = time.monotonic()
+        self.checkpointed: set[str] = set()
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        # Once per trial: from here on an interrupted sweep resumes this trial mid-way.
+        if trial.trial_id not in self.checkpointed:
+            self.checkpointed.add(trial.trial_id)
+            print(f"  saved {trial.trial_id}  first checkpoint (resumable from here)", flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        last = trial.last_result or {}
+        reason = last.get(trials_parquet.FAILED)
+        if reason:
+            print(f"  ERROR {trial.trial_id}  {reason}  (not retried: a retry would fail alike)", flush=True)
+            return
+        value = last.get(self.metric)
+        shown = f"{self.metric}={value:.4g}" if isinstance(value, float) else ""
+        print(f"  done  {trial.trial_id}  step {last.get('step', 0)}  {shown}", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        # Ray has written the error on the driver, not yet in storage.
+        pickled = trial.pickled_error_file
+        err = None
+        if pickled and os.path.exists(pickled):
+            with open(pickled, "rb") as f:
+                err = cloudpickle.load(f)
+        reason = trials_parquet.error_reason(err)
+        print(f"  ERROR {trial.trial_id}  {reason}  (traceback: {trial.path}/error.txt)", flush=True)
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        now = time.monotonic()
+        if now - self.last_status < STATUS_EVERY_S:
+            return
+        self.last_status = now
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        scored = [t for t in trials if self.metric in (t.last_result or {})]
+        pick = max if self.mode == "max" else min
+        best = pick(scored, key=lambda t: t.last_result[self.metric], default=None)
+        lead = f"; best {self.metric}={best.last_result[self.metric]:.4g} ({best.trial_id})" if best else ""
+        print("  " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) + lead, flush=True)
