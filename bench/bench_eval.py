@@ -155,10 +155,11 @@ def bench_share(sizes: list[int], device: torch.device) -> None:
 
 def evaluation_share(k: int, device: torch.device) -> tuple[float, float]:
     """(seconds of EVAL_EVERY steps, seconds of one evaluation) of ex17 at K = k."""
-    from latent_sweep.engine.loop import build_members, evaluate
+    from latent_sweep.engine.loop import evaluate
     from latent_sweep.engine.optim import PopulationAdam
     from latent_sweep.experiments.autoencoder import Autoencoders
     from latent_sweep.spec.config import load_file
+    from latent_sweep.spec.population import build_members
 
     def clock() -> float:
         if device.type == "cuda":

@@ -13,11 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 
 from latent_sweep.analysis.results import load_trials
+from latent_sweep.commands import train_progress
+from latent_sweep.engine import local
 from latent_sweep.spec.config import Overrides
+
+
+def _sweeps() -> ModuleType:
+    """`latent_sweep.tune.sweep`, imported on first use."""
+    from latent_sweep.tune import sweep  # Ray: seconds to import, which `train` need not pay
+
+    return sweep
 
 
 def run_sweep(
@@ -34,9 +44,7 @@ def run_sweep(
     instead of starting local Ray. Returns the sweep's trials. Trials that errored are rows with
     status ERROR and their reason in `error`; an interrupted sweep's unfinished trials continue
     with `resume_sweep`."""
-    from latent_sweep.tune import sweep as sweeps
-
-    outcome = sweeps.run(
+    outcome = _sweeps().run(
         sweep, storage=storage, name=name, num_samples=num_samples, overrides=overrides, address=address
     )
     return load_trials(outcome.path)
@@ -47,9 +55,7 @@ def resume_sweep(
 ) -> pd.DataFrame:
     """Finish an interrupted sweep from its checkpoints (`restart_errored` retries the trials
     that errored); returns its trials."""
-    from latent_sweep.tune import sweep as sweeps
-
-    return load_trials(sweeps.resume(results_dir, restart_errored=restart_errored, address=address).path)
+    return load_trials(_sweeps().resume(results_dir, restart_errored=restart_errored, address=address).path)
 
 
 def train(
@@ -66,10 +72,16 @@ def train(
     config.yaml, or a config dict. `seeds` (a list, or `0-19`/`0,2,5-7`) trains those seeds as one
     population; `out` is the trial directory (default `results/train/<name>-<seeds>`; a directory
     holding this very trial continues from its last checkpoint); `threads` sets torch's threads
-    (default: left as they are). Returns the trial's rows, one per member."""
-    from latent_sweep.engine.local import train as train_trial
-
-    trial_dir, _ = train_trial(
-        config, seed=seed, seeds=seeds, steps=steps, overrides=overrides, out=out, threads=threads
+    (default: left as they are). Shows progress as `latent-sweep train` does. Returns the trial's
+    rows, one per member."""
+    trial_dir, _ = local.train(
+        config,
+        seed=seed,
+        seeds=seeds,
+        steps=steps,
+        overrides=overrides,
+        out=out,
+        threads=threads,
+        watch=train_progress,
     )
     return load_trials(trial_dir)

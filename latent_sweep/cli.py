@@ -9,6 +9,7 @@ from typing import Any
 
 from latent_sweep.errors import UserError
 from latent_sweep.interrupts import interrupt_after
+from latent_sweep.store import layout
 
 EXAMPLES = {
     "run": "example: latent-sweep run sweeps/quick.yaml --storage results --name quick",
@@ -42,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    p = add("run", "Run a sweep on Ray Tune and write trials.parquet.")
+    p = add("run", f"Run a sweep on Ray Tune and write {layout.TRIALS}.")
     p.add_argument("sweep", help="sweep file (YAML)")
-    p.add_argument("--storage", help="results root: a directory or a URI (default: results/)")
+    p.add_argument("--storage", help=f"results root: a directory or a URI (default: {layout.STORAGE_ROOT}/)")
     p.add_argument("--name", help="experiment name (default: the sweep's name)")
     p.add_argument("--num-samples", type=int, help="override the sweep's num_samples")
     p.add_argument("--address", help="Ray cluster address (auto, or HOST:PORT); default: embedded local Ray")
@@ -59,11 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         "Train one trial in-process, without Ray (the base config, no sampling).",
     )
-    p.add_argument("config", help="sweep file or a trial's config.yaml")
+    p.add_argument("config", help=f"sweep file or a trial's {layout.CONFIG}")
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--seeds", help="train these seeds as one population, e.g. 0-19 or 0,2,5-7")
     p.add_argument("--steps", type=int, help="stop after this many steps")
-    p.add_argument("--out", help="trial directory (default: results/train/<name>-seed<N>)")
+    train_dir = f"{layout.STORAGE_ROOT}/{layout.TRAIN_DIR}"
+    p.add_argument("--out", help=f"trial directory (default: {train_dir}/<name>-seed<N>)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: these models are tiny)")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
 
@@ -135,57 +137,36 @@ def _options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    # Imports are local so `--help` and light commands stay fast (Ray and torch are heavy); their
-    # native start-up must not be cut half-way by Ctrl-C (`interrupts`).
-    if args.command == "train":
+    # Two layers, each imported when a command needs it, so that `--help` stays instant; their
+    # native start-up (Ray's, pyarrow's) must not be cut half-way by Ctrl-C (`interrupts`).
+    if args.command in ("run", "resume", "validate"):
         with interrupt_after():
-            from latent_sweep.engine.local import print_members, train
+            from latent_sweep.tune import checks, sweep  # the tune layer: Ray, seconds to import
 
-        out, final = train(
-            args.config, overrides=args.set, **_options(args, "seed", "seeds", "steps", "out", "threads")
-        )
-        print_members(final)
-        print(f"trial directory: {out}")
-        return 0
-    if args.command == "validate":
-        from latent_sweep.engine.local import validate
-
-        print(validate(args.sweep, overrides=args.set))
-        return 0
-    if args.command == "run":
-        with interrupt_after():
-            from latent_sweep.tune import sweep
-
-        options = _options(args, "storage", "name", "num_samples", "address")
-        return sweep.run(args.sweep, overrides=args.set, **options).exit_code
-    if args.command == "resume":
-        with interrupt_after():
-            from latent_sweep.tune import sweep
-
+        if args.command == "validate":
+            print(checks.validate(args.sweep, overrides=args.set))
+            return 0
+        if args.command == "run":
+            options = _options(args, "storage", "name", "num_samples", "address")
+            return sweep.run(args.sweep, overrides=args.set, **options).exit_code
         outcome = sweep.resume(args.results_dir, restart_errored=args.restart_errored, address=args.address)
         return outcome.exit_code
+    with interrupt_after():
+        from latent_sweep import commands  # analysis and engine: pandas, scipy, rich, about a second
+
+    if args.command == "train":
+        options = _options(args, "seed", "seeds", "steps", "out", "threads")
+        return commands.train(args.config, overrides=args.set, **options)
     if args.command == "table":
-        from latent_sweep.analysis.compare import table_command
-
         options = _options(args, "where", "sort", "top", "columns", "out")
-        return table_command(args.results_dirs, fmt=args.format, **options)
+        return commands.table(args.results_dirs, fmt=args.format, **options)
     if args.command == "compare":
-        from latent_sweep.analysis.compare import compare_command
-
         options = _options(args, "scores", "pareto", "paired", "baseline", "bins", "success")
-        return compare_command(args.results_dirs, by=args.by, fmt=args.format, **options)
+        return commands.compare(args.results_dirs, by=args.by, fmt=args.format, **options)
     if args.command == "importance":
-        from latent_sweep.analysis.importance import importance_command
-
-        return importance_command(args.results_dirs, score=args.score, fmt=args.format)
+        return commands.importance(args.results_dirs, score=args.score, fmt=args.format)
     if args.command == "plot":
-        from latent_sweep.analysis.plots_trial import plot_command
-
-        options = _options(args, "member", "kind", "score", "out")
-        paths = plot_command(args.results_dir, args.trial, **options)
-        for path in paths:
-            print(path)
-        return 0
+        return commands.plot(args.results_dir, args.trial, **_options(args, "member", "kind", "score", "out"))
     raise AssertionError(args.command)
 
 

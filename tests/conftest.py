@@ -11,6 +11,16 @@ from latent_sweep.spec import config
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray of 2 CPUs for the tests of one module."""
+    import ray  # seconds to import: only the tests that start Ray pay for it
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def ex17_raw() -> dict:
     trial, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex17.yaml"))

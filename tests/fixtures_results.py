@@ -2,9 +2,9 @@
 
 `alpha`: a finished sweep (sweep.yaml + trials.parquet) of four trials whose final scores are
 the hand-checkable numbers in ALPHA. `beta`: an interrupted sweep without trials.parquet, two
-trial directories (one and two levels down). Both are written as before populations (no
-`member` column anywhere). `gamma`: a sweep of population trials (GAMMA): packed configs × two
-seeds, `members:` in each config.yaml and `member`/`seed` columns in evals, history and latents.
+trial directories (one and two levels down). Their trials train one member each. `gamma`: a
+sweep of population trials (GAMMA): packed configs × two seeds, `members:` in each config.yaml.
+Every table has the `member` and `seed` columns the loop writes.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def make_trial(
     diverged_at: dict[int, int] | None = None,
 ) -> None:
     """config.yaml, history in two parts, evals (final row = `final`), two latent snapshots.
-    `final` as a list: one dict per member, and every file holds all members (`member`, `seed`
-    columns); `diverged_at` maps a member to the step it diverged at (its final scores NaN)."""
+    `final` as a list: one dict per member (else the one member's); every file holds all members
+    (`member`, `seed` columns); `diverged_at` maps a member to the step it diverged at (its final
+    scores NaN)."""
     members = final if isinstance(final, list) else None
     seeds = [m["seed"] for m in config["members"]] if members else [config["seed"]]
     rng = np.random.default_rng(seeds[0])
@@ -80,16 +81,10 @@ def make_trial(
         }
     )
     history["loss"] = history["weighted.recon"] + history["weighted.reg-polar"]
-    if members:
-        history = _per_member(history, seeds)
+    history = _per_member(history, seeds)
     for first, part in ((0, history[history.step < 50]), (50, history[history.step >= 50])):
         write_part(trial_dir / "history", first, pa.Table.from_pandas(part, preserve_index=False))
-    if members:
-        write_part(trial_dir / "evals", 0, member_evals(members, seeds, diverged_at or {}))
-    else:
-        evals = pd.DataFrame([{k: v * 0.5 for k, v in final.items()}, final])
-        evals.insert(0, "step", np.array([50, STEPS], dtype=np.int64))
-        write_part(trial_dir / "evals", 0, pa.Table.from_pandas(evals, preserve_index=False))
+    write_part(trial_dir / "evals", 0, member_evals(members or [final], seeds, diverged_at or {}))
     n = 60
     z = rng.normal(size=(n, latent_dims))
     z /= np.linalg.norm(z, axis=1, keepdims=True)
@@ -100,6 +95,8 @@ def make_trial(
         latents = pd.concat(
             [latents.iloc[: 10 + m].assign(member=m, seed=s) for m, s in enumerate(seeds)], ignore_index=True
         )
+    else:
+        latents = latents.assign(member=0, seed=seeds[0])
     (trial_dir / "latents").mkdir()
     for step, scale in ((50, 2.0), (STEPS, 1.0)):
         latents.assign(**{f"z{i}": latents[f"z{i}"] * scale for i in range(latent_dims)}).to_parquet(
@@ -152,12 +149,15 @@ def make_sweep(root: Path, trials: dict, with_table: bool, nested: tuple[str, ..
         rows.append(
             {
                 "trial_id": trial_id,
+                "member": 0,
+                "seed": seed,
                 "status": status,
                 "config.seed": seed,
                 "config.labels.mode": mode,
                 "config.schedule.scale.reg-polar": scale,
                 **final,
                 **{f"best_{k}": v for k, v in final.items()},
+                "diverged_at": None,
                 "steps": STEPS,
                 "wall_time_s": 4.95,
                 "error": "RuntimeError: boom" if status == "ERROR" else None,

@@ -14,7 +14,7 @@ import pytest
 import latent_sweep as ls
 from latent_sweep import cli
 from latent_sweep.spec import config
-from latent_sweep.tune import sweep
+from latent_sweep.tune import _compat, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def test_run_sweep_and_resume_sweep_return_the_trials_table(tmp_path, capsys):
     environment, tag_callbacks = dict(os.environ), usage.tag_callbacks
     try:
         with sweep._ray(None):  # Ray runs already: nothing is started
-            assert usage.tag_callbacks is sweep._no_callback_telemetry
+            assert usage.tag_callbacks is _compat._no_callback_telemetry
         trials = ls.run_sweep(raw, storage=str(tmp_path), num_samples=2, overrides={"sweep.seeds": 2})
         assert dict(os.environ) == environment  # Ray's settings for the sweep are put back
         assert usage.tag_callbacks is tag_callbacks  # and so is its telemetry hook

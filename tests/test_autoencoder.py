@@ -148,8 +148,8 @@ def test_data_fraction_weights_apply_from_a_phases_first_step():
     # so must a trial resumed in the middle of it.
     import torch
 
-    from latent_sweep.engine.loop import build_members
     from latent_sweep.experiments.autoencoder import Autoencoders
+    from latent_sweep.spec.population import build_members
 
     raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
     members = build_members(raw)
@@ -178,8 +178,8 @@ def test_members_sharing_a_data_fraction_sample_by_the_weights_of_members_that_d
     # depend on its neighbours.
     import torch
 
-    from latent_sweep.engine.loop import build_members
     from latent_sweep.experiments.autoencoder import Autoencoders
+    from latent_sweep.spec.population import build_members
 
     raw, _ = config.split_sweep(config.load_file(ROOT / "sweeps" / "ex15.yaml"))
     shared = build_members({**raw, "members": [{"seed": 0}, {"seed": 1}]})

@@ -378,7 +378,8 @@ def test_sweeps_address_keyframes_by_step_in_validate_and_trials(tmp_path, capsy
     (tmp_path / "sheet.csv").write_text("\n".join(csv) + "\n")
     sweep.write_text(text + "schedule: {csv: sheet.csv}\n")
     assert main(["validate", str(sweep)]) == 0
-    from latent_sweep.spec.sweep_block import load_spec, trial_config
+    from latent_sweep.spec.checks import load_spec
+    from latent_sweep.spec.sweep_block import trial_config
 
     spec = load_spec(config.load_file(sweep), sweep)
     raw = trial_config(spec.base, {"params": {"schedule.keyframes[@5000].reg-polar": 0.02}})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import ray
-from test_sweep_run import (
+from sweep_runs import (
     DEADLINE_S,
     assert_complete_histories,
     assert_train_reproduces,

@@ -18,11 +18,11 @@ from test_autoencoder import short_curriculum
 from test_population import draws
 from test_step import projection
 
-from latent_sweep.engine.loop import build_members
 from latent_sweep.engine.registry import run_trial
 from latent_sweep.engine.session import LocalSession
 from latent_sweep.experiments.autoencoder import Autoencoders
 from latent_sweep.spec import config
+from latent_sweep.spec.population import build_members
 from latent_sweep.store.history import read_table
 
 pytestmark = [

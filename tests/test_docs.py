@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from latent_sweep.experiments.ae_config import AutoencoderConfig
 from latent_sweep.experiments.objectives import TermConfig
 from latent_sweep.experiments.projection import ProjectionConfig
-from latent_sweep.scores.declarations import experiment_declarations
+from latent_sweep.spec import experiment
 from latent_sweep.spec.sweep_block import SweepBlock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def undocumented(paths: list[str], page: str) -> list[str]:
 
 
 def test_every_declared_score_is_defined_in_scores_md():
-    names = [s.name for scores in experiment_declarations().values() for s in scores]
+    names = [s.name for e in experiment.everywhere() for s in e.scores]
     shown = [re.sub(r"\{(\w+)\}", r"<\1>", n) for n in names]
     assert undocumented(shown, "scores.md") == []
 

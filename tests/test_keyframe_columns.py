@@ -19,9 +19,10 @@ from fixtures_results import make_trial
 
 from latent_sweep.analysis.results import load_trials, member_rows
 from latent_sweep.cli import main
+from latent_sweep.spec.checks import load_spec
 from latent_sweep.spec.columns import Keyframes
 from latent_sweep.spec.config import load_file
-from latent_sweep.spec.sweep_block import load_spec, trial_config
+from latent_sweep.spec.sweep_block import trial_config
 from latent_sweep.store.history import read_table
 from latent_sweep.tune import trials
 
@@ -225,7 +226,7 @@ def test_the_leaderboard_shows_sampled_keyframes_by_step():
 
 
 def test_a_warm_start_finds_the_step_addressed_parameters_of_the_earlier_sweep(sweep):
-    from latent_sweep.tune.search import OPTUNA_PREFIX, warm_start
+    from latent_sweep.tune.warm_start import OPTUNA_PREFIX, warm_start
 
     raw = load_file(ROOT / "sweeps" / "quick.yaml")
     raw["sweep"].update(space=SPACE, warm_start=str(sweep))

@@ -14,7 +14,7 @@ import pytest
 from harness import kill_anywhere
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from test_sweep_run import assert_complete_histories, run, start_run, tiny_sweep
+from sweep_runs import assert_complete_histories, run, start_run, tiny_sweep
 
 from latent_sweep.store.lock import LOCK_FILE
 from latent_sweep.tune.study import JOURNAL_FILE

@@ -236,8 +236,8 @@ def test_member_choice_errors(gamma, capsys, tmp_path):
 def test_member_latents_schedule_and_curves(gamma):
     step, latents = load_latents(gamma / "g0", member=3)
     assert step == 99 and len(latents) == 13 and set(latents["member"]) == {3}  # member m: 10 + m points
-    with pytest.raises(UserError, match="holds no points of member 1"):
-        load_latents(make_results(gamma.parent / "legacy")[0] / "a0", member=1)
+    with pytest.raises(UserError, match="holds no points of member 4"):
+        load_latents(gamma / "g0", member=4)
     raws = member_raws(read_trial_config(gamma / "g0"))
     table, _, _ = schedule_curves(raws[2])  # member 2: reg-polar × 2.0
     assert table["reg-polar"].iloc[0] == pytest.approx(0.012)

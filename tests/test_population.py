@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import assert_crash_resume_matches
 
-from latent_sweep.engine.loop import build_members
 from latent_sweep.engine.registry import TrialDiverged, run_trial
 from latent_sweep.engine.session import LocalSession
 from latent_sweep.errors import UserError
 from latent_sweep.experiments.autoencoder import Autoencoders
+from latent_sweep.spec.population import build_members
 from latent_sweep.store.history import read_table
 
 CPU = torch.device("cpu")

@@ -23,7 +23,7 @@ from latent_sweep.errors import UserError
 from latent_sweep.experiments import colors, proj_data
 from latent_sweep.experiments.projection import knn_graph
 from latent_sweep.spec import config
-from latent_sweep.spec.sweep_block import load_spec
+from latent_sweep.spec.checks import load_spec
 from latent_sweep.store.history import read_table
 
 ROOT = Path(__file__).resolve().parent.parent

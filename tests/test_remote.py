@@ -16,7 +16,7 @@ import pyarrow.fs
 import pyarrow.parquet as pq
 import pytest
 from fixtures_results import make_results
-from test_sweep_run import DEADLINE_S, tiny_sweep
+from sweep_runs import DEADLINE_S, tiny_sweep
 
 from latent_sweep.analysis.results import load_evals, load_trials
 from latent_sweep.cli import main

@@ -20,7 +20,6 @@ from fixtures_results import (
     make_sweep,
 )
 
-from latent_sweep.analysis.compare import pareto_front
 from latent_sweep.analysis.results import (
     load_evals,
     load_history,
@@ -31,6 +30,7 @@ from latent_sweep.analysis.results import (
 )
 from latent_sweep.cli import main
 from latent_sweep.errors import UserError
+from latent_sweep.scores.pareto import pareto_front
 from latent_sweep.store.history import read_table
 from latent_sweep.tune import trials
 
@@ -49,9 +49,9 @@ DEFAULT_COLUMNS = [
 ALPHA_SCORES = "hue_corr, hue_order, recon_mse, anchor_error_red, trustworthiness_k10"
 ALPHA_LISTING = (
     f"available scores: {ALPHA_SCORES}; other columns: trial_id, member, seed, status, best_hue_corr, "
-    "best_hue_order, "
-    "best_recon_mse, best_anchor_error_red, best_trustworthiness_k10, steps, wall_time_s, error, "
-    "trial_dir; config columns: config.seed, config.labels.mode, config.schedule.scale.reg-polar"
+    "best_hue_order, best_recon_mse, best_anchor_error_red, best_trustworthiness_k10, diverged_at, steps, "
+    "wall_time_s, error, trial_dir; config columns: config.seed, config.labels.mode, "
+    "config.schedule.scale.reg-polar"
 )
 
 
@@ -543,13 +543,6 @@ def test_evals_and_history_of_one_member(gamma):
     history = load_history(gamma / "g0", member=1)
     assert history["step"].tolist() == list(range(0, 100, 10)) and set(history["seed"]) == {1}
     assert len(load_history(gamma / "g0")) == 40
-    legacy = load_evals(make_results_dir(gamma.parent) / "a0", member=1)  # no member column: member 0 only
-    assert legacy.empty
-
-
-def make_results_dir(tmp: Path) -> Path:
-    alpha = tmp / "alpha"
-    return alpha if alpha.exists() else make_sweep(alpha, ALPHA, with_table=True)
 
 
 def test_damaged_files_are_named_not_read_silently(tmp_path, capsys):

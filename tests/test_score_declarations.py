@@ -13,8 +13,10 @@ from latent_sweep.analysis.results import KEY_COLUMNS, lower_is_better, member_r
 from latent_sweep.engine.registry import run_trial
 from latent_sweep.engine.session import LocalSession
 from latent_sweep.experiments.autoencoder import Autoencoders
-from latent_sweep.scores.declarations import ScoreMismatch, declared, declared_for, goal_of
+from latent_sweep.scores.declarations import ScoreMismatch
 from latent_sweep.spec import config
+from latent_sweep.spec.experiment import declared, goal_of
+from latent_sweep.spec.population import declared_for
 from latent_sweep.tune import trials
 
 AE_FIXED = [

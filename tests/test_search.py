@@ -16,13 +16,15 @@ import pytest
 from fixtures_results import ALPHA, SPACE, make_results
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from test_sweep_run import DEADLINE_S, local_ray, run, start_run, tiny_sweep  # noqa: F401 (a fixture)
+from sweep_runs import DEADLINE_S, run, start_run, tiny_sweep
 
 from latent_sweep.errors import UserError
 from latent_sweep.spec import config
-from latent_sweep.spec.sweep_block import load_spec
-from latent_sweep.tune.search import OPTUNA_PREFIX, warm_start
+from latent_sweep.tune import search
+from latent_sweep.tune import space as tune_space
+from latent_sweep.tune.checks import load_sweep
 from latent_sweep.tune.study import JOURNAL_FILE
+from latent_sweep.tune.warm_start import OPTUNA_PREFIX, warm_start
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = "sweeps/q.yaml"
@@ -38,7 +40,7 @@ def quick_raw() -> dict:
 def spec_with(quick_raw: dict, **block):
     raw = copy.deepcopy(quick_raw)
     raw["sweep"] = {"metric": "hue_corr", "mode": "max", "search": "optuna", "space": SCALE, **block}
-    return load_spec(raw, SRC)
+    return load_sweep(raw, SRC)
 
 
 def error_of(quick_raw: dict, **block) -> str:
@@ -165,9 +167,9 @@ def test_warm_start_adds_the_earlier_configs_to_the_stored_study_once(quick_raw,
     results = tmp_path / "res"
     results.mkdir()
     for _ in range(2):  # a resumed sweep sets its study up again: the points go in once
-        searcher = spec.search_alg(str(results))
+        searcher = search.search_alg(spec, str(results))
         assert isinstance(searcher._sampler, optuna.samplers.NSGAIISampler)
-        searcher.set_search_properties(None, None, spec.param_space())
+        searcher.set_search_properties(None, None, tune_space.param_space(spec))
         study = load_study(results, "w")
         assert [(t.params, t.values) for t in study.trials] == expected
         assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -179,7 +181,7 @@ def front_of(out: str, ids) -> set[str]:
 
 
 @pytest.mark.slow
-def test_pareto_search_keeps_its_study_through_a_resume(local_ray, tmp_path, capsys):  # noqa: F811
+def test_pareto_search_keeps_its_study_through_a_resume(local_ray, tmp_path, capsys):
     alpha, _ = make_results(tmp_path / "earlier")
     block = dict(
         **PARETO, search="optuna", num_samples=3, startup_trials=2, space=SPACE, warm_start=str(alpha)

@@ -4,7 +4,6 @@ configs × 4 seeds in one trial); a run killed with SIGKILL and resumed; an erro
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -17,70 +16,34 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import ray
 import torch
 import yaml
 from harness import kill_anywhere
 from ray import tune
+from sweep_runs import (
+    DEADLINE_S,
+    assert_complete_histories,
+    assert_train_reproduces,
+    run,
+    start_run,
+    tiny_sweep,
+)
 
 from latent_sweep import cli
-from latent_sweep.analysis.results import load_evals, load_history, member_rows, read_trial_config
+from latent_sweep.analysis.results import load_evals, member_rows, read_trial_config
 from latent_sweep.engine.registry import run_trial
 from latent_sweep.engine.session import LocalSession
 from latent_sweep.errors import UserError
 from latent_sweep.spec import config, population
-from latent_sweep.spec.sweep_block import load_spec
+from latent_sweep.spec.checks import load_spec
 from latent_sweep.store.history import read_table
 from latent_sweep.store.lock import LOCK_FILE, ResultsLock
+from latent_sweep.tune import space as tune_space
 from latent_sweep.tune.report import config_summaries, print_leaderboard
 from latent_sweep.tune.sweep import RETRIED_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 SUCCESS = "hue_order >= 0.999 and abs(hue_winding) == 1"
-DEADLINE_S = 240.0  # only a bound on the condition waits below, never a synchronization
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def tiny_sweep(tmp_path: Path, name: str, steps: int, **sweep) -> Path:
-    """sweeps/quick.yaml cut to `steps` steps, evaluated and checkpointed every 100."""
-    raw = copy.deepcopy(config.load_file(ROOT / "sweeps" / "quick.yaml"))
-    raw.update(name=name, steps=steps, eval_every=100, checkpoint_every=100)
-    raw["sweep"] = {"metric": "hue_corr", "mode": "max", "max_concurrent": 2, **sweep}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def run(*argv: str) -> int:
-    return cli.main([str(a) for a in argv])
-
-
-def start_run(path: Path, storage: Path, **popen) -> subprocess.Popen:
-    """`latent-sweep run` in a subprocess, returned once it announced a trial's first checkpoint."""
-    cmd = [sys.executable, "-m", "latent_sweep", "run", path, "--storage", storage]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, **popen)
-    for line in proc.stdout:  # blocks until then
-        if "first checkpoint" in line:
-            break
-    return proc
-
-
-def assert_complete_histories(results: Path, trials: pd.DataFrame) -> None:
-    """Every member's history has each step once, its evaluations every 100 steps."""
-    for row in trials.itertuples():
-        trial_dir = results / row.trial_dir
-        assert (trial_dir / "config.yaml").is_file()
-        steps = load_history(trial_dir, member=row.member)["step"].tolist()
-        assert steps == list(range(row.steps)), (row.trial_dir, row.member)
-        evals = load_evals(trial_dir, member=row.member)
-        assert evals["step"].tolist() == list(range(100, row.steps + 1, 100))
-        assert set(evals["seed"]) == {row.seed}
 
 
 def assert_devices_reported(results: Path, trials: pd.DataFrame) -> None:
@@ -94,15 +57,6 @@ def assert_devices_reported(results: Path, trials: pd.DataFrame) -> None:
         else:
             assert rows["device"].tolist() == [expected] * len(rows)
         assert expected in (None, "cuda:0" if torch.cuda.is_available() else "cpu")
-
-
-def assert_train_reproduces(trial_dir: Path, out: Path) -> None:
-    """`latent-sweep train <trial>/config.yaml` (no Ray) writes the evaluations the trial wrote (into
-    `out/<the trial directory's name>`: the same name, so the same trial_id in its files)."""
-    out = out / trial_dir.name
-    train = [sys.executable, "-m", "latent_sweep", "train", trial_dir / "config.yaml", "--out", out]
-    subprocess.run(train, check=True, capture_output=True)
-    assert read_table(out / "evals").equals(read_table(trial_dir / "evals"))
 
 
 @pytest.mark.slow
@@ -185,7 +139,7 @@ def test_pack_runs_64_configs_by_4_seeds_as_one_trial(local_ray, tmp_path, capsy
     assert trials["member"].tolist() == list(range(256))
     # The members' configs are the ones sampled: config c, seed s is member 4c + s.
     spec = load_spec(yaml.safe_load((results / "sweep.yaml").read_text()), results / "sweep.yaml")
-    (pack,) = spec.packs()
+    (pack,) = tune_space.packs(spec)
     assert trials["seed"].tolist() == trials["config.seed"].tolist() == [m % 4 for m in range(256)]
     for p in space:
         assert trials[f"config.{p}"].tolist() == [pack[m // 4][p] for m in range(256)]
@@ -220,9 +174,17 @@ def test_leaderboard_has_one_row_per_config_with_its_statistics(tmp_path, capsys
     spec = load_spec(raw, "gamma.yaml")
     table = config_summaries(pd.DataFrame(rows), spec)
     assert list(table.columns) == [
-        "trial_id", "status", "config.schedule.scale.reg-polar", "seeds", "success_rate", "recon_mse",
-        "hue_corr", "hue_order", "steps", "error",
-    ]  # fmt: skip
+        "trial_id",
+        "status",
+        "config.schedule.scale.reg-polar",
+        "seeds",
+        "success_rate",
+        "hue_corr",
+        "hue_order",
+        "recon_mse",
+        "steps",
+        "error",
+    ]  # fmt: skip  (the metric, then the experiment's first three key scores)
     by_scale = table.set_index("config.schedule.scale.reg-polar")
     assert by_scale["trial_id"].to_dict() == {0.5: "g0", 2.0: "g0", 1.0: "g1"}
     assert by_scale["seeds"].tolist() == [2, 2, 2]
@@ -232,8 +194,8 @@ def test_leaderboard_has_one_row_per_config_with_its_statistics(tmp_path, capsys
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "trials: 2 TERMINATED (6 members)"
     assert lines[1].split() == [
-        "trial_id", "status", "schedule.scale.reg-polar", "seeds", "success_rate", "recon_mse", "hue_corr",
-        "hue_order", "steps",
+        "trial_id", "status", "schedule.scale.reg-polar", "seeds", "success_rate", "hue_corr", "hue_order",
+        "recon_mse", "steps",
     ]  # fmt: skip
     assert [line.split()[:5] for line in lines[2:]] == [
         ["g1", "TERMINATED", "1", "2", "1"],

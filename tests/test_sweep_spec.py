@@ -17,9 +17,11 @@ from ray.tune.search.sample import Categorical, Float, Integer
 from latent_sweep import cli
 from latent_sweep.errors import UserError
 from latent_sweep.spec import config, population
+from latent_sweep.spec.checks import load_spec
 from latent_sweep.spec.resources import gpu_share, trains_on, trial_gpus
-from latent_sweep.spec.sweep_block import TRIAL_INDEX, is_score, load_spec, statistic_of, trial_config
-from latent_sweep.tune import sweep
+from latent_sweep.spec.sweep_block import TRIAL_INDEX, is_score, statistic_of, trial_config
+from latent_sweep.tune import search, sweep
+from latent_sweep.tune import space as tune_space
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = "sweeps/q.yaml"
@@ -350,29 +352,29 @@ def test_population_none_repeats_each_config_over_a_seed_grid(quick_raw):
     spec = spec_with(
         quick_raw, population="none", seeds=3, num_samples=4, search_seed=5, max_concurrent=2, space=SCALE
     )
-    space = spec.param_space()["params"]
+    space = tune_space.param_space(spec)["params"]
     assert space["seed"] == {"grid_search": [0, 1, 2]}
     assert isinstance(space["schedule.scale.reg-polar"], Float)
-    alg = spec.search_alg()
+    alg = search.search_alg(spec)
     assert isinstance(alg, BasicVariantGenerator)
     assert alg._constant_grid_search and alg.max_concurrent == 2
     assert spec.tune_samples == 4  # Tune multiplies by the grid itself
     assert "members" not in spec.base
-    assert isinstance(spec.scheduler(), FIFOScheduler)
+    assert isinstance(search.scheduler(spec), FIFOScheduler)
     assert spec.describe() == "4 sampled configs × 3 seeds as 12 trials"
 
 
 def test_population_none_optuna_repeats_through_a_repeater(quick_raw):
     block = quick_raw["sweep"]
     spec = spec_with(quick_raw, **{**block, "seeds": 3, "max_concurrent": 2, "population": "none"})
-    alg = spec.search_alg()
+    alg = search.search_alg(spec)
     assert isinstance(alg, ConcurrencyLimiter) and isinstance(alg.searcher, Repeater)
     optuna_search = alg.searcher.searcher
     assert isinstance(optuna_search, OptunaSearch)
     assert isinstance(optuna_search._sampler, optuna.samplers.TPESampler)
     assert optuna_search._sampler._n_startup_trials == 6
     assert spec.tune_samples == 48  # 16 suggestions × 3 repeats
-    space = spec.param_space()["params"]
+    space = tune_space.param_space(spec)["params"]
     assert "seed" not in space
     assert isinstance(space["schedule.keyframes[@5000].STEP"], Integer)
 
@@ -380,7 +382,7 @@ def test_population_none_optuna_repeats_through_a_repeater(quick_raw):
 def test_seeds_train_as_one_population_trial_per_config(quick_raw):
     spec = spec_with(quick_raw, seeds=3, num_samples=4, space=SCALE)
     assert spec.base["members"] == [{"seed": 0}, {"seed": 1}, {"seed": 2}]
-    assert "seed" not in spec.param_space()["params"]
+    assert "seed" not in tune_space.param_space(spec)["params"]
     assert spec.tune_samples == 4
     assert spec.describe() == "4 sampled configs × 3 seeds as 4 population trials"
     raw = trial_config(spec.base, {"params": {"schedule.scale.reg-polar": np.float64(1.5)}})
@@ -393,7 +395,7 @@ def test_seeds_train_as_one_population_trial_per_config(quick_raw):
 def test_optuna_runs_one_population_trial_per_suggestion(quick_raw):
     block = {**quick_raw["sweep"], "seeds": 5, "metric": "success_rate", "success": SUCCESS}
     spec = spec_with(quick_raw, **block)
-    searcher = spec.search_alg().searcher  # under the ConcurrencyLimiter: no Repeater
+    searcher = search.search_alg(spec).searcher  # under the ConcurrencyLimiter: no Repeater
     assert isinstance(searcher, OptunaSearch)
     assert (searcher.metric, searcher.mode) == ("success_rate", "max")
     assert spec.tune_samples == 16
@@ -406,7 +408,7 @@ def test_optuna_runs_one_population_trial_per_suggestion(quick_raw):
 )  # fmt: skip
 def test_metric_may_be_a_statistic_over_members(quick_raw, metric):
     spec = spec_with(quick_raw, metric=metric, mode="min", seeds=2, scheduler="asha")
-    assert spec.scheduler().metric == metric
+    assert search.scheduler(spec).metric == metric
 
 
 def test_statistic_suffixes_are_not_scores():
@@ -419,12 +421,12 @@ def test_statistic_suffixes_are_not_scores():
 
 def test_sampled_seed(quick_raw):
     spec = spec_with(quick_raw, seeds={"sample": True}, space={"labels.mode": {"choice": ["soft", "hard"]}})
-    space = spec.param_space()["params"]
+    space = tune_space.param_space(spec)["params"]
     assert isinstance(space["seed"], Integer) and isinstance(space["labels.mode"], Categorical)
 
 
 def test_schedulers(quick_raw):
-    asha = spec_with(quick_raw, scheduler="asha", asha={"reduction_factor": 3}).scheduler()
+    asha = search.scheduler(spec_with(quick_raw, scheduler="asha", asha={"reduction_factor": 3}))
     assert isinstance(asha, ASHAScheduler)
     # Behaviour, not Ray's private fields: trials are cut on `step`, from the evaluation interval
     # (1000) on, keeping the best third at each rung.
@@ -443,7 +445,7 @@ def test_schedulers(quick_raw):
     assert act(trials[3], 3000, 0.99) == TrialScheduler.CONTINUE  # the next rung: reduction factor 3
     # PBT and the searchers below offer no public view of these settings: the dev extra pins the
     # Ray and Optuna versions these private fields were checked against.
-    pbt = spec_with(quick_raw, scheduler="pbt", space=SCALE).scheduler()
+    pbt = search.scheduler(spec_with(quick_raw, scheduler="pbt", space=SCALE))
     assert isinstance(pbt, PopulationBasedTraining)
     assert pbt._perturbation_interval == 2500
     assert set(pbt._hyperparam_mutations["params"]) == {"schedule.scale.reg-polar"}
@@ -487,19 +489,21 @@ def test_pack_draws_the_configs_and_packs_them_into_a_grid(quick_raw):
     from ray.tune.search.variant_generator import generate_variants
 
     spec = spec_with(quick_raw, num_samples=10, pack=4, seeds=3, search_seed=1, space=PACKABLE)
-    packs = spec.packs()
+    packs = tune_space.packs(spec)
     assert [len(p) for p in packs] == [4, 4, 2]  # the last trial takes the rest
     configs = [c for p in packs for c in p]
     assert all(list(c) == list(PACKABLE) for c in configs)
     assert all(type(c["schedule.keyframes[5].STEP"]) is int for c in configs)
     assert all(0.001 <= c[KEYFRAME] <= 0.03 for c in configs)
     assert len({c[KEYFRAME] for c in configs}) == 10
-    assert spec.sampled_configs() == configs  # seeded by search_seed
-    assert spec_with(quick_raw, num_samples=10, pack=4, search_seed=2, space=PACKABLE).packs() != packs
+    assert tune_space.sampled_configs(spec) == configs  # seeded by search_seed
+    assert (
+        tune_space.packs(spec_with(quick_raw, num_samples=10, pack=4, search_seed=2, space=PACKABLE)) != packs
+    )
     assert spec.tune_samples == 1 and spec.trial_count == 3
-    variants = [v for _, v in generate_variants(spec.param_space())]
+    variants = [v for _, v in generate_variants(tune_space.param_space(spec))]
     assert [v["pack"] for v in variants] == packs  # one Tune trial per pack
-    assert isinstance(spec.search_alg(), BasicVariantGenerator)
+    assert isinstance(search.search_alg(spec), BasicVariantGenerator)
     assert (
         spec.describe()
         == "10 sampled configs × 3 seeds, packed 4 to a trial: 3 population trials of up to 12 members"
@@ -519,8 +523,8 @@ def test_pack_draws_the_configs_and_packs_them_into_a_grid(quick_raw):
 def test_pack_crosses_each_draw_with_the_grid(quick_raw):
     space = {KEYFRAME: {"grid": [0.001, 0.01]}, "schedule.scale.reg-separate": {"grid": [0.5, 1.0, 2.0]}}
     spec = spec_with(quick_raw, search="grid", num_samples=1, pack=4, space=space)
-    assert [len(p) for p in spec.packs()] == [4, 2]
-    assert [(c[KEYFRAME], c["schedule.scale.reg-separate"]) for c in spec.sampled_configs()] == [
+    assert [len(p) for p in tune_space.packs(spec)] == [4, 2]
+    assert [(c[KEYFRAME], c["schedule.scale.reg-separate"]) for c in tune_space.sampled_configs(spec)] == [
         (a, b) for a in (0.001, 0.01) for b in (0.5, 1.0, 2.0)
     ]
     assert (
@@ -533,8 +537,8 @@ def test_pack_crosses_each_draw_with_the_grid(quick_raw):
         pack=64,
         space={**space, "schedule.keyframes[5].STEP": {"randint": [3000, 7001]}},
     )
-    configs = mixed.sampled_configs()
-    assert len(configs) == 12 and len(mixed.packs()) == 1
+    configs = tune_space.sampled_configs(mixed)
+    assert len(configs) == 12 and len(tune_space.packs(mixed)) == 1
     # random values held constant across the grid within a draw, as Tune's constant_grid_search does
     assert len({c["schedule.keyframes[5].STEP"] for c in configs[:6]}) == 1
     assert configs[0]["schedule.keyframes[5].STEP"] != configs[6]["schedule.keyframes[5].STEP"]
@@ -542,7 +546,7 @@ def test_pack_crosses_each_draw_with_the_grid(quick_raw):
 
 def test_pack_with_sampled_seeds_gives_each_config_its_own_seed(quick_raw):
     spec = spec_with(quick_raw, num_samples=5, pack=5, seeds={"sample": True}, space=PACKABLE)
-    (pack,) = spec.packs()
+    (pack,) = tune_space.packs(spec)
     seeds = [c["seed"] for c in pack]
     assert len(set(seeds)) == 5 and all(type(s) is int for s in seeds)
     raw = trial_config(spec.base, {"pack": pack})
@@ -557,7 +561,7 @@ def test_pack_without_seeds_uses_the_base_seed(quick_raw):
     raw["seed"] = 7
     raw["sweep"] = {"metric": "hue_corr", "mode": "max", "num_samples": 2, "pack": 2, "space": SCALE}
     spec = load_spec(raw, SRC)
-    members = trial_config(spec.base, {"pack": spec.packs()[0]})["members"]
+    members = trial_config(spec.base, {"pack": tune_space.packs(spec)[0]})["members"]
     assert [m["seed"] for m in members] == [7, 7]
     assert members[0]["schedule.scale.reg-polar"] != members[1]["schedule.scale.reg-polar"]
 
@@ -588,7 +592,7 @@ def test_valid_population_combinations(quick_raw):
     one = spec_with(quick_raw, seeds=1)  # a population of one: the base's seed, no members
     assert "members" not in one.base
     terms = spec_with(quick_raw, pack=2, num_samples=2, space={"terms[1].power": {"uniform": [8.0, 12.0]}})
-    assert len(terms.packs()) == 1
+    assert len(tune_space.packs(terms)) == 1
 
 
 def test_a_range_leaf_must_produce_values_of_the_fields_type(quick_raw):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_sweep_run import local_ray, run, tiny_sweep  # noqa: F401 (a fixture)
+from sweep_runs import run, tiny_sweep
 
 from latent_sweep.spec import config
 
@@ -49,7 +49,7 @@ def test_a_missing_extra_names_its_install_command(tmp_path, monkeypatch, capsys
 
 
 @pytest.mark.slow
-def test_mlflow_and_tensorboard_record_every_trial(local_ray, tmp_path, monkeypatch):  # noqa: F811
+def test_mlflow_and_tensorboard_record_every_trial(local_ray, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

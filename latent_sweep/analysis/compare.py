@@ -1,5 +1,5 @@
-"""Comparing trials: sort, filter, choose columns; group statistics; Pareto fronts; the
-`table` and `compare` commands.
+"""Comparing trials: sort, filter, choose columns; group statistics; Pareto fronts; the tables
+the `table` and `compare` commands show (`trials_table`, `compare_groups`).
 
 Rows are members (`latent_sweep.analysis.results`): a population trial contributes one row per member,
 so `compare --by` counts and averages members, e.g. the seeds of a config, and the tables of a
@@ -27,6 +27,7 @@ keeps one group per value.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,14 +43,15 @@ from latent_sweep.analysis.results import (
     nunique,
     row_labels,
 )
-from latent_sweep.analysis.tables import emit, format_cell
+from latent_sweep.analysis.tables import Listing, format_cell
 from latent_sweep.errors import UserError
+from latent_sweep.scores.pareto import front_mask, pareto_front
 from latent_sweep.scores.stats import binomial_ci, bootstrap_ci, pair_groups, paired_stats
-from latent_sweep.spec import population
+from latent_sweep.spec import experiment, population
 from latent_sweep.spec.columns import config_column, query_columns
-from latent_sweep.tune.search import mark_front
+from latent_sweep.spec.sweep_block import is_score
 
-KEY_SCORES = ("hue_corr", "hue_order", "recon_mse")
+EXPERIMENT_COLUMN = "config.experiment"
 SUCCESS = "success"
 AUTO_BIN_ABOVE, AUTO_BINS = 10, 5
 WHERE_HINT = "column names with dots or dashes need backticks, e.g. \"`config.labels.mode` == 'hard'\""
@@ -69,9 +71,12 @@ def score_columns(df: pd.DataFrame) -> list[str]:
 
 
 def key_scores(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
-    """The sweeps' metrics, then hue_corr, hue_order, recon_mse, anchor_error_*, trustworthiness_k10."""
-    anchors = sorted(c for c in df.columns if c.startswith("anchor_error_"))
-    wanted = [s.metric for s in sweeps if s.metric] + [*KEY_SCORES, *anchors, "trustworthiness_k10"]
+    """The sweeps' metrics, then their experiments' key scores (`Experiment.key_scores`, where
+    `*` matches any part of a name: `anchor_error_*`)."""
+    kinds = df[EXPERIMENT_COLUMN].dropna().unique() if EXPERIMENT_COLUMN in df else [experiment.DEFAULT]
+    patterns = [p for kind in kinds for p in experiment.get(str(kind)).key_scores]
+    keys = [c for p in patterns for c in sorted(fnmatch.filter(map(str, df.columns), p))]
+    wanted = [s.metric for s in sweeps if s.metric] + keys
     return [c for c in dict.fromkeys(wanted) if c in df.columns]
 
 
@@ -184,15 +189,26 @@ def parse_pareto(spec: str, df: pd.DataFrame) -> list[tuple[str, bool]]:
     return out
 
 
-def pareto_front(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Boolean mask of the non-dominated rows; rows with a missing value are never on the front."""
-    v = np.where(np.asarray(maximize, dtype=bool), 1.0, -1.0) * np.asarray(values, dtype=float)
-    valid = ~np.isnan(v).any(axis=1)
-    front = valid.copy()
-    for i in np.flatnonzero(valid):
-        others = v[valid]
-        front[i] = not np.any(np.all(others >= v[i], axis=1) & np.any(others > v[i], axis=1))
-    return front
+def mark_front(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> pd.DataFrame:
+    """Member rows with a `pareto` column (★ for the rows of a config on its multi-objective
+    sweep's front, over the statistics its trial reported) when a sweep searched several
+    objectives; `df` as it is otherwise."""
+    out = []
+    parts = [df] if "sweep" not in df else [df[df["sweep"] == name] for name in df["sweep"].unique()]
+    for part, sweep in zip(parts, sweeps, strict=True):
+        part = part.copy()
+        metrics = [m for m, _ in sweep.objectives]
+        if len(metrics) > 1:
+            scores = [c for c in part.select_dtypes("number").columns if is_score(c)]
+            stats = pd.DataFrame(
+                {tid: population.summarize(g, scores, sweep.success) for tid, g in part.groupby("trial_id")}
+            ).T
+            if all(m in stats for m in metrics):
+                on_front = stats.index[front_mask(stats, metrics, [d for _, d in sweep.objectives])]
+                part["pareto"] = np.where(part["trial_id"].isin(on_front), "★", "")
+        out.append(part)
+    marked = pd.concat(out)
+    return marked.fillna({"pareto": ""}) if "pareto" in marked else marked
 
 
 def group_stats(df: pd.DataFrame, by: str, scores: Sequence[str]) -> pd.DataFrame:
@@ -308,28 +324,25 @@ def paired_comparison(
 
 
 # ---------------------------------------------------------------------------------------
-# Commands
+# What the commands show
 
 
-def table_command(
+def trials_table(
     results_dirs: Sequence[str | Path],
     *,
     where: str | None = None,
     sort: str | None = None,
     top: int | None = None,
     columns: Sequence[str] | None = None,
-    fmt: str = "table",
-    out: str | Path | None = None,
-) -> int:
-    if fmt == "parquet" and not out:
-        raise UserError("--format parquet writes a binary file: give --out FILE, e.g. --out trials.parquet")
+) -> Listing:
+    """The `table` of the sweeps in `results_dirs`: their member rows selected (`select_trials`),
+    a multi-objective sweep's front marked."""
     df, sweeps = load_sweeps(results_dirs)
     shown = select_trials(mark_front(df, sweeps), sweeps, where=where, sort=sort, top=top, columns=columns)
-    emit(shown, fmt, None if out is None else str(out), title=", ".join(s.label for s in sweeps))
-    return 0
+    return Listing(shown, title=", ".join(s.label for s in sweeps))
 
 
-def compare_command(
+def compare_groups(
     results_dirs: Sequence[str | Path],
     *,
     by: str,
@@ -339,9 +352,11 @@ def compare_command(
     baseline: str | None = None,
     bins: int | None = None,
     success: str | None = None,
-    fmt: str = "table",
-) -> int:
-    """Group statistics (or with `paired`, paired comparisons against `baseline`) printed as `fmt`."""
+    formatted: bool = False,
+) -> Listing:
+    """Group statistics (or with `paired`, paired comparisons against `baseline`) of the sweeps
+    in `results_dirs`; `formatted`: each score's statistics as one text cell (`mean ± std [CI]`),
+    as the table and markdown formats show them, instead of a column per statistic."""
     df, sweeps = load_sweeps(results_dirs)
     by = resolve_column(df, by, "--by", sweeps=sweeps)
     front = parse_pareto(pareto, df) if pareto else []
@@ -360,9 +375,8 @@ def compare_command(
     df, bin_note = bin_groups(df, by, bins)
     if paired:
         table, title, note = paired_comparison(df, by, columns, sweeps, baseline)
-        shown = table if fmt == "csv" else _display_paired(table)
-        emit(shown, fmt, None, title=title, note="\n".join(n for n in (bin_note, success_note, note) if n))
-        return 0
+        shown = _display_paired(table) if formatted else table
+        return Listing(shown, title=title, note="\n".join(n for n in (bin_note, success_note, note) if n))
     if baseline is not None:
         raise UserError("--baseline names the group the others are paired with: it needs --paired")
     stats = group_stats(df, by, columns)
@@ -374,9 +388,8 @@ def compare_command(
         ids = row_labels(df)
         senses = ", ".join(f"{c}:{'max' if m else 'min'}" for c, m in front)
         notes.append(f"trials on the trial-level Pareto front ({senses}): {', '.join(ids[on_front])}")
-    shown = stats if fmt == "csv" else _display_stats(stats, columns)
-    emit(shown, fmt, None, title=f"grouped by {by}", note="\n".join(n for n in notes if n))
-    return 0
+    shown = _display_stats(stats, columns) if formatted else stats
+    return Listing(shown, title=f"grouped by {by}", note="\n".join(n for n in notes if n))
 
 
 def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) -> tuple[pd.DataFrame, str]:

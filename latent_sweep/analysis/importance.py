@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from latent_sweep.analysis.compare import key_scores, resolve_column
 from latent_sweep.analysis.results import Sweep, load_sweeps, nunique
-from latent_sweep.analysis.tables import emit, format_cell
+from latent_sweep.analysis.tables import Listing, format_cell
 from latent_sweep.errors import UserError
-from latent_sweep.spec.config import read_yaml
 
 FANOVA_SEED = 0
 CATEGORICAL = (None, bool, int, float, str)  # what an Optuna categorical choice may be
@@ -100,7 +101,7 @@ def configs_of(df: pd.DataFrame, sweeps: Sequence[Sweep], score: str | None) -> 
 
 def _leaf(sweep: Sweep, column: str) -> tuple[str, list] | None:
     # Space keys as written (a keyframe by STEP or by row) → their columns, as `Sweep.params`.
-    space = {sweep.keyframes.column(str(k)): v for k, v in _space(sweep.path).items()}
+    space = {sweep.keyframes.column(str(k)): v for k, v in sweep.space.items()}
     leaf = space.get(column.removeprefix("config."))
     if not isinstance(leaf, dict) or len(leaf) != 1:
         return None
@@ -108,18 +109,8 @@ def _leaf(sweep: Sweep, column: str) -> tuple[str, list] | None:
     return str(kind), list(args) if isinstance(args, list) else [args]
 
 
-def _space(path: Path) -> dict[str, Any]:
-    if not (path / "sweep.yaml").is_file():
-        return {}
-    block = read_yaml(path / "sweep.yaml").get("sweep")
-    space = block.get("space") if isinstance(block, dict) else None
-    return space if isinstance(space, dict) else {}
-
-
-def distribution(leaf: tuple[str, list] | None, values: pd.Series):
+def distribution(leaf: tuple[str, list] | None, values: pd.Series) -> BaseDistribution:
     """The Optuna distribution of a parameter: its space leaf widened to `values`, else inferred."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
     kind, args = leaf or ("", [])
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if kind in ("choice", "grid") or not numeric:
@@ -141,8 +132,6 @@ def _choice(value: Any) -> Any:
 
 def importance(configs: Configs) -> pd.DataFrame:
     """fANOVA importance of `configs.params` for the config means (see the module doc)."""
-    import optuna
-
     dists = {c: distribution(configs.leaves.get(c), configs.table[c]) for c in configs.params}
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" lines
@@ -170,18 +159,14 @@ def importance(configs: Configs) -> pd.DataFrame:
     )
 
 
-def _param_value(value: Any, dist) -> Any:
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
+def _param_value(value: Any, dist: BaseDistribution) -> Any:
     if isinstance(dist, CategoricalDistribution):
         return _choice(value)
     return int(value) if isinstance(dist, IntDistribution) else float(value)
 
 
-def _describe_leaf(leaf: tuple[str, list] | None, dist) -> str:
+def _describe_leaf(leaf: tuple[str, list] | None, dist: BaseDistribution) -> str:
     """The space leaf as written (`loguniform [0.001, 0.03]`), else the distribution inferred."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
     if leaf:
         return f"{leaf[0]} [{', '.join(format_cell(a) for a in leaf[1])}]"
     if isinstance(dist, CategoricalDistribution):
@@ -200,12 +185,8 @@ def describe(configs: Configs) -> str:
     return f"fANOVA (seed {FANOVA_SEED}) over {len(configs.table)} configs, each {each}{dropped}"
 
 
-def importance_command(
-    results_dirs: Sequence[str | Path], *, score: str | None = None, fmt: str = "table"
-) -> int:
-    """Print the importance table of the sweeps (`param_importance`) as `fmt`, with what it was
-    computed over."""
+def importance_table(results_dirs: Sequence[str | Path], *, score: str | None = None) -> Listing:
+    """The importance table of the sweeps (`param_importance`), with what it was computed over."""
     df, sweeps = load_sweeps(results_dirs)
     configs = configs_of(df, sweeps, score)
-    emit(importance(configs), fmt, None, title=f"importance for {configs.score}", note=describe(configs))
-    return 0
+    return Listing(importance(configs), title=f"importance for {configs.score}", note=describe(configs))

@@ -20,10 +20,11 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from latent_sweep.analysis.compare import key_scores
+from latent_sweep.analysis.figures import log_scale, safe_name, save_figure
 from latent_sweep.analysis.importance import Configs, configs_of, importance
-from latent_sweep.analysis.plots_trial import log_scale, safe_name, save_figure
 from latent_sweep.analysis.results import load_sweeps, lower_is_better
 from latent_sweep.errors import UserError
+from latent_sweep.store import layout
 
 
 def _coordinates(column: pd.Series) -> tuple[np.ndarray, list[str] | None]:
@@ -138,7 +139,7 @@ def sweep_plots(target: Path, out: Path) -> list[Path]:
     params = [f"config.{p}" for p in sweep.params if f"config.{p}" in df.columns]
     scores = key_scores(df, sweeps)
     if not params or not scores:
-        missing = "sampled parameters (sweep.yaml `sweep.space`)" if not params else "scores"
+        missing = f"sampled parameters ({layout.SWEEP_FILE} `sweep.space`)" if not params else "scores"
         raise UserError(f"`{target}` has no {missing} to plot: a sweep plot draws scores against parameters")
     metric = sweep.metric if sweep.metric in df.columns else scores[0]
     maximize = sweep.mode == "max" if sweep.mode in ("max", "min") else not lower_is_better(metric)

@@ -1,8 +1,9 @@
 """Plots a person would rather look at than read: a trial's latent space, its schedule, its loss
-and score curves; a sweep's figures are in `latent_sweep.analysis.plots_sweep`.
+and score curves; a sweep's figures are in `latent_sweep.analysis.plots_sweep`, and `draw` makes
+either kind for `latent-sweep plot`.
 
 Figures use matplotlib's object API (`Figure`, no pyplot), so nothing here needs a display or
-touches global state. PNGs appear whole (a temporary file, then a rename).
+touches global state. PNGs appear whole (a temporary file, then a rename: `analysis.figures`).
 
 Where they go. `plot` writes into `<RESULTS_DIR>/plots/` (the directory it was given, a sweep's
 or a trial's) unless `--out DIR` says otherwise, and names every file
@@ -31,7 +32,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from latent_sweep.analysis import plots_sweep
 from latent_sweep.analysis.compare import key_scores, sort_trials
+from latent_sweep.analysis.figures import log_scale, safe_name, save_figure
 from latent_sweep.analysis.results import (
     KEY_COLUMNS,
     Sweep,
@@ -41,23 +44,17 @@ from latent_sweep.analysis.results import (
     load_sweeps,
     read_trial_config,
 )
-from latent_sweep.analysis.tables import write_output
 from latent_sweep.errors import UserError
 from latent_sweep.spec.population import member_raws
 from latent_sweep.spec.schedule import Dopesheet
 from latent_sweep.spec.timeline import Timeline
+from latent_sweep.store import layout
 from latent_sweep.store.history import read_local
 from latent_sweep.store.remote import is_uri, local_dir
 
 # The notebooks' look: points in their own colors over a dark unit disc on a dark ground.
 GROUND, DISC, INK = "#333333", "#111111", "#dddddd"
-PLOTS_DIR = "plots"  # under the results (or trial) directory, unless `out` says otherwise
-_SNAPSHOT = re.compile(r"step-(\d+)\.parquet")
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    write_output(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, facecolor=fig.get_facecolor()))
-    return path
+PLOTS_DIR = layout.PLOTS_DIR  # under the results (or trial) directory, unless `out` says otherwise
 
 
 # ---------------------------------------------------------------------------------------
@@ -65,21 +62,17 @@ def save_figure(fig: Figure, path: Path) -> Path:
 
 
 def load_latents(trial_dir: str | Path, member: int = 0) -> tuple[int, pd.DataFrame]:
-    """A member's latents in the trial's last snapshot (`latents/step-<step>.parquet`), and its step.
-    A snapshot without a `member` column holds member 0 alone."""
-    matches = ((_SNAPSHOT.fullmatch(p.name), p) for p in (Path(trial_dir) / "latents").glob("step-*.parquet"))
-    found = [(int(m[1]), p) for m, p in matches if m]
+    """A member's latents in the trial's last snapshot (`latents/step-<step>.parquet`), and its step."""
+    snapshots = (Path(trial_dir) / layout.LATENTS).glob(layout.SNAPSHOT_GLOB)
+    found = [(step, p) for p in snapshots if (step := layout.snapshot_step(p.name)) is not None]
     if not found:
         raise UserError(
-            f"trial directory `{trial_dir}` has no latent snapshots (latents/step-<step>.parquet); "
+            f"trial directory `{trial_dir}` has no latent snapshots ({layout.SNAPSHOT_FORM}); "
             f"only trials that record latents can be drawn with --kind latent"
         )
     step, path = max(found)
     latents = read_local(path, remedy="remove it to draw the trial's previous snapshot")
-    if "member" in latents:
-        latents = latents[latents["member"] == member].reset_index(drop=True)
-    elif member != 0:
-        latents = latents.iloc[:0]
+    latents = latents[latents["member"] == member].reset_index(drop=True)
     if latents.empty:
         raise UserError(f"the latent snapshot `{path}` holds no points of member {member}")
     return step, latents
@@ -139,7 +132,7 @@ def schedule_curves(config: Mapping) -> tuple[pd.DataFrame, dict[str, list[int]]
     schedule = config.get("schedule") if isinstance(config.get("schedule"), Mapping) else {}
     if not schedule.get("keyframes"):
         raise UserError("the trial config has no `schedule.keyframes` to draw")
-    sheet = Dopesheet.from_records(schedule["keyframes"], source="config.yaml")
+    sheet = Dopesheet.from_records(schedule["keyframes"], source=layout.CONFIG)
     timeline = Timeline(sheet, scale=schedule.get("scale"))
     keys = {p: [k.step for k in sheet.keyframes if p in k.values] for p in sheet.props}
     return timeline.table(), keys, timeline.actions
@@ -178,12 +171,6 @@ def plot_schedule(
     axes[-1].set_xlabel("step")
     fig.suptitle(title)
     return fig
-
-
-def log_scale(values: np.ndarray, spread: float) -> bool:
-    """Log axis for positive values spanning more than `spread` (×) — e.g. an lr decay."""
-    finite = values[np.isfinite(values)]
-    return bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() >= spread
 
 
 def _shade_phases(ax, table: pd.DataFrame) -> None:
@@ -231,10 +218,10 @@ def plot_curves(history: pd.DataFrame, evals: pd.DataFrame, title: str = "") -> 
 
 
 # ---------------------------------------------------------------------------------------
-# Command
+# What `plot` draws
 
 
-def plot_command(
+def draw(
     results_dir: str | Path,
     trial: str | None = None,
     *,
@@ -246,9 +233,6 @@ def plot_command(
     """Draw `kind` (latent, schedule, curves: of one trial; sweep, importance (for `score`): of the
     whole sweep) into `out`, by default `<results_dir>/plots/` (`./plots/` for a URI); the PNG files
     written."""
-    # Sweep figures live in plots_analysis, which draws with this module's helpers.
-    from latent_sweep.analysis import plots_sweep
-
     target = local_dir(results_dir)  # a URI: its local mirror, and plots go to ./plots/ by default
     out = Path(out) if out is not None else (Path(PLOTS_DIR) if is_uri(results_dir) else target / PLOTS_DIR)
     if kind == "sweep":
@@ -302,7 +286,7 @@ def pick_trial(target: Path, trial: str | None, member: int | None = None) -> tu
     row = df.iloc[0] if len(df) == 1 else _best(df, sweeps, target)
     rel = row.get("trial_dir")
     if not isinstance(rel, str) or not rel:
-        raise UserError(f"trial `{row['trial_id']}` in `{target}` has no trial_dir in trials.parquet")
+        raise UserError(f"trial `{row['trial_id']}` in `{target}` has no trial_dir in {layout.TRIALS}")
     if not (target / rel).is_dir():
         raise UserError(f"the directory of trial `{row['trial_id']}` (`{target / rel}`) does not exist")
     label = str(row["trial_id"])
@@ -327,7 +311,3 @@ def _best(df: pd.DataFrame, sweeps: Sequence[Sweep], target: Path) -> pd.Series:
             f"no trial in `{target}` has a score to rank by; name one: TRIAL, e.g. {first['trial_id']}"
         )
     return ranked.iloc[0]
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name)

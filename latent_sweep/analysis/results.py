@@ -6,8 +6,7 @@ the member's own config flattened (`config.<path>`, keyframes by the STEP the sw
 writes them at: `latent_sweep.spec.columns`), its final scores (its last evaluation),
 `best_<score>` (its best evaluation, in each score's direction), `diverged_at`, `device` (where
 its trial trained: `latent_sweep.tune.trials`), `steps`, `wall_time_s`, `error` and `trial_dir`. A
-trial's `evals/` and `history/` hold all its members (`member` and `seed` columns); files
-without a `member` column are member 0's.
+trial's `evals/` and `history/` hold all its members (`member` and `seed` columns).
 
 Where rows come from. `trials.parquet` in a sweep directory is authoritative for the trials it
 lists. A sweep still running, or interrupted, may have none or a stale one, so trial
@@ -16,8 +15,7 @@ does not list become rows built from their own files (`trial_id` the directory's
 sweep's `trial_` prefix, as in the files), with status `UNKNOWN`, `steps` the last
 logged step and `wall_time_s` the span of the history's `wall_time`. Listed trials that had not
 finished (not TERMINATED or ERROR) get scores and steps refreshed from their directories the
-same way, since those are newer than the table. Tables written before populations (no `member`
-column) read as member 0 with the config's seed; tables that named keyframe columns by row
+same way, since those are newer than the table. Tables that named keyframe columns by row
 (`config.schedule.keyframes[5].lr`) read with them renamed by STEP.
 
 Directories may be URIs (s3://, gs://, file://): `latent_sweep.store.remote` mirrors them first.
@@ -33,11 +31,13 @@ from typing import Any
 import pandas as pd
 
 from latent_sweep.errors import UserError
-from latent_sweep.scores.declarations import Goal, check_returned, goal_of
+from latent_sweep.scores.declarations import Goal, check_returned
 from latent_sweep.spec import population
 from latent_sweep.spec.columns import Keyframes
 from latent_sweep.spec.config import read_yaml
-from latent_sweep.spec.sweep_block import statistic_of
+from latent_sweep.spec.experiment import goal_of
+from latent_sweep.spec.sweep_block import SweepBlock, read_written_sweep, statistic_of
+from latent_sweep.store import layout
 from latent_sweep.store.history import read_local, read_table, trial_id_of
 from latent_sweep.store.remote import local_dir
 
@@ -48,13 +48,13 @@ META_COLUMNS = (
 # Columns of evals/ and history/ part files that are not scores or logged values.
 KEY_COLUMNS = ("trial_id", "step", "member", "seed", "diverged_at")
 TERMINAL = frozenset({"TERMINATED", "ERROR"})
-CONFIG_FILES = ("config.yaml", "config.json")
+CONFIG_FILES = layout.CONFIG_FILES
 
 
 @dataclass(frozen=True)
 class Sweep:
     """What `sweep.yaml` says about a sweep: its sampled config paths and key metric, as a
-    column of member rows (see `_read_sweep`)."""
+    column of member rows, and its space (see `_read_sweep`)."""
 
     path: Path  # where its files are read: the directory, or a URI's local mirror
     params: tuple[str, ...]  # config paths, without the `config.` prefix
@@ -65,6 +65,8 @@ class Sweep:
     source: str = ""  # the directory or URI as the user named it, for titles and messages
     # The schedule whose keyframe rows name its columns (`latent_sweep.spec.columns`).
     keyframes: Keyframes = field(default_factory=Keyframes)
+    # `sweep.space` as written (path → distribution leaf); empty without a sweep.yaml.
+    space: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -83,22 +85,20 @@ def load_trials(*dirs: str | Path) -> pd.DataFrame:
 def load_history(trial_dir: str | Path, member: int | None = None) -> pd.DataFrame:
     """A trial's step history (`history/` part files) as one table sorted by step; one member's
     rows when `member` is given."""
-    return _of_member(read_table(_trial_path(trial_dir) / "history"), member)
+    return _of_member(read_table(_trial_path(trial_dir) / layout.HISTORY), member)
 
 
 def load_evals(trial_dir: str | Path, member: int | None = None) -> pd.DataFrame:
     """A trial's evaluation history (`evals/` part files) as one table sorted by step; one
     member's rows when `member` is given."""
-    return _of_member(read_table(_trial_path(trial_dir) / "evals"), member)
+    return _of_member(read_table(_trial_path(trial_dir) / layout.EVALS), member)
 
 
 def _of_member(table: pd.DataFrame, member: int | None) -> pd.DataFrame:
-    """Rows of one member (a table without a `member` column is member 0's)."""
-    if member is None:
+    """Rows of one member; all of them when `member` is None."""
+    if member is None or table.empty:  # no part files yet: a table of no columns but `step`
         return table
-    if "member" in table:
-        return table[table["member"] == member].reset_index(drop=True)
-    return table if member == 0 else table.iloc[:0]
+    return table[table["member"] == member].reset_index(drop=True)
 
 
 def _trial_path(trial_dir: str | Path) -> Path:
@@ -130,8 +130,8 @@ def _load_sweep(path: Path) -> tuple[pd.DataFrame, Sweep]:
     if not path.is_dir():
         raise UserError(f"results directory `{path}` does not exist")
     found = {_rel(d, path): d for d in _trial_dirs(path)}
-    doc = read_yaml(path / "sweep.yaml") if (path / "sweep.yaml").is_file() else {}
-    written = Keyframes.of(doc)
+    sweep_file = read_written_sweep(path)  # None: no sweep.yaml (a `train` directory)
+    written = Keyframes.of(sweep_file.base) if sweep_file else Keyframes()
     # Without a schedule in sweep.yaml (a `train` directory), each trial's own names its columns,
     # and the first trial's maps names given on input.
     keyframes = written
@@ -144,16 +144,13 @@ def _load_sweep(path: Path) -> tuple[pd.DataFrame, Sweep]:
             from_dirs[rel] = _dir_rows(found[rel], rel, written)
         return from_dirs[rel]
 
-    table = path / "trials.parquet"
+    table = path / layout.TRIALS
     remedy = f"rebuild it from the trials with `latent-sweep resume {path}`"
     rows: list[dict[str, Any]] = []
     if table.exists():  # a table written before keyframe columns were named by STEP: renamed here
         rows = read_local(table, remedy).rename(columns=keyframes.label).to_dict("records")
     listed: set[str] = set()
     for row in rows:
-        row.setdefault("member", 0)  # a table from before populations: one member per trial
-        if "config.seed" in row:
-            row.setdefault("seed", row["config.seed"])
         rel = _row_dir(row, found)
         if rel is None:
             continue
@@ -164,13 +161,13 @@ def _load_sweep(path: Path) -> tuple[pd.DataFrame, Sweep]:
     rows += [row for rel in found if rel not in listed for row in dir_rows(rel)]
     if not rows:
         raise UserError(
-            f"no trials found in `{path}`: expected a trials.parquet or trial directories "
-            f"with a config.yaml one or two levels down"
+            f"no trials found in `{path}`: expected a {layout.TRIALS} or trial directories "
+            f"with a {layout.CONFIG} one or two levels down"
         )
     frame = pd.DataFrame(rows)
     first = [c for c in ("trial_id", "member", "seed", "status") if c in frame]
     frame = frame[first + [c for c in frame.columns if c not in first]]
-    return frame, _read_sweep(path, doc, frame, keyframes)
+    return frame, _read_sweep(path, sweep_file.block if sweep_file else None, frame, keyframes)
 
 
 def _refreshed(column: str) -> bool:
@@ -218,8 +215,8 @@ def _row_dir(row: dict[str, Any], found: dict[str, Path]) -> str | None:
 def _dir_rows(trial_dir: Path, rel: str, written: Keyframes) -> list[dict[str, Any]]:
     """A trial directory's member rows, from its own files; keyframe columns named by `written`
     (the sweep's schedule), else by the trial's own."""
-    history = read_table(trial_dir / "history", columns=("step", "wall_time"))
-    evals = read_table(trial_dir / "evals")
+    history = read_table(trial_dir / layout.HISTORY, columns=("step", "wall_time"))
+    evals = read_table(trial_dir / layout.EVALS)
     logged = [int(t["step"].max()) for t in (history, evals) if len(t)]
     span = None
     if "wall_time" in history and len(history):
@@ -286,16 +283,16 @@ def row_labels(df: pd.DataFrame) -> pd.Series:
     return labels
 
 
-def _read_sweep(path: Path, doc: dict, frame: pd.DataFrame, keyframes: Keyframes) -> Sweep:
-    """Sampled params and metric from sweep.yaml (`doc`); without one, the config columns that vary."""
-    spec = doc.get("sweep") if isinstance(doc.get("sweep"), dict) else {}
-    space = spec.get("space")
-    if isinstance(space, dict) and space:
+def _read_sweep(path: Path, block: SweepBlock | None, frame: pd.DataFrame, keyframes: Keyframes) -> Sweep:
+    """Sampled params and metric from sweep.yaml's validated `block`; without one, the config
+    columns that vary."""
+    space = block.space if block is not None else {}
+    if space:
         params = tuple(keyframes.column(str(k)) for k in space)
     else:
         varying = [c for c in frame.columns if c.startswith("config.") and nunique(frame[c]) > 1]
         params = tuple(c.removeprefix("config.") for c in varying)
-    metric, mode = spec.get("metric"), spec.get("mode")
+    metric, mode = (block.metric, block.mode) if block is not None else (None, None)
     metrics, modes = (v if isinstance(v, list) else [v] for v in (metric, mode))
     paired = len(metrics) == len(modes)
     objectives = tuple(zip(map(str, metrics), map(str, modes), strict=True)) if paired else ()
@@ -305,8 +302,9 @@ def _read_sweep(path: Path, doc: dict, frame: pd.DataFrame, keyframes: Keyframes
     score = statistic_of(str(metric)) if metric else None
     if score is None or str(metric).endswith("_std"):
         mode = None
-    success = spec.get("success") if isinstance(spec.get("success"), str) else None
-    return Sweep(path, params, score, str(mode) if mode else None, objectives, success, keyframes=keyframes)
+    success = block.success if block is not None else None
+    mode = str(mode) if mode else None
+    return Sweep(path, params, score, mode, objectives, success, keyframes=keyframes, space=dict(space))
 
 
 def nunique(column: pd.Series) -> int:

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,32 +50,34 @@ def rich_table(df: pd.DataFrame, title: str) -> Table:
     return table
 
 
-def emit(df: pd.DataFrame, fmt: str, out: str | None, title: str, note: str = "") -> None:
-    """Print, or write to `out`, as a table, csv, markdown or parquet; `note` follows (not in csv)."""
-    if fmt == "parquet":
-        assert out is not None  # the commands require --out first
-        write_output(Path(out), lambda tmp: pq.write_table(arrow_table(df), tmp))
-        print(f"wrote {out}")
-        return
-    text = ""
-    if fmt == "table" and not out and sys.stdout.isatty():
-        Console().print(rich_table(df, title))
-    elif fmt == "table":
+@dataclass(frozen=True)
+class Listing:
+    """A table as a command shows it: its rows, the title of a rich table and a note that
+    follows the table (not in CSV, which stays machine-readable)."""
+
+    frame: pd.DataFrame
+    title: str
+    note: str = ""
+
+
+def render(listing: Listing, fmt: str) -> str:
+    """The text of `listing` as a table (rich, wide), csv or markdown, its note after it."""
+    df = listing.frame
+    if fmt == "table":
         # Off a terminal (a pipe, a file) rich would wrap at 80 columns; give wide tables room.
         buffer = io.StringIO()
-        Console(file=buffer, width=1000).print(rich_table(df, title))
+        Console(file=buffer, width=1000).print(rich_table(df, listing.title))
         text = buffer.getvalue()
     elif fmt == "csv":
-        text = df.to_csv(index=False)
+        return df.to_csv(index=False)
     else:
-        text = render_markdown(df) + ("\n" if note else "")
-    if note and fmt != "csv":  # csv stays machine-readable
-        text += f"{note}\n"
-    if out:
-        write_output(Path(out), lambda tmp: tmp.write_text(text))
-        print(f"wrote {out}")
-    else:
-        sys.stdout.write(text)
+        text = render_markdown(df) + ("\n" if listing.note else "")
+    return text + (f"{listing.note}\n" if listing.note else "")
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """`df` as a user-named Parquet file (`--out`), written whole."""
+    write_output(path, lambda tmp: pq.write_table(arrow_table(df), tmp))
 
 
 def write_output(path: Path, write: Callable[[Path], object]) -> None:

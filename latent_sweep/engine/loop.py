@@ -14,9 +14,7 @@ schedule, so on CUDA each shape is captured once as a graph and replayed (`graph
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,36 +26,19 @@ from latent_sweep.engine.models import Stack
 from latent_sweep.engine.optim import PopulationAdam
 from latent_sweep.engine.recording import Recorder, due, history_every
 from latent_sweep.engine.session import Session
-from latent_sweep.errors import TrialDiverged, UserError
-from latent_sweep.scores.declarations import check_returned, declared
+from latent_sweep.errors import TrialDiverged
+from latent_sweep.scores.declarations import check_returned
 from latent_sweep.spec import population
+from latent_sweep.spec.experiment import declared
+from latent_sweep.spec.population import Members
 from latent_sweep.spec.timeline import Timeline
 from latent_sweep.spec.trial import TrialConfig
 
 
-@dataclass
-class Members:
-    """A trial's members: their distinct configs (members that differ only in the seed share
-    one), each member's config index and seed, and the schedules realized once per config."""
-
-    configs: list[Any]  # typed configs, one per distinct member config
-    index: np.ndarray  # [K] member → config
-    seeds: list[int]
-    timelines: list[Timeline]
-    total: int  # steps to train, the same for every member
-
-    @property
-    def cfg(self) -> Any:
-        """Member 0's config: what all members share (shapes, data, intervals, device)."""
-        return self.configs[0]
-
-    def __len__(self) -> int:
-        return len(self.seeds)
-
-    def curves(self, fn: Callable[[Any, Timeline], np.ndarray], device: torch.device) -> MemberCurves:
-        """Per-step values [total, …] of each distinct config (`fn(cfg, timeline)`), per member."""
-        stacked = np.stack([fn(c, t) for c, t in zip(self.configs, self.timelines, strict=True)], axis=1)
-        return MemberCurves(torch.tensor(stacked, dtype=torch.float32, device=device), self.index)
+def curves(members: Members, fn: Callable[[Any, Timeline], np.ndarray], device: torch.device) -> MemberCurves:
+    """Per-step values [total, …] of each distinct config (`fn(cfg, timeline)`), per member."""
+    stacked = np.stack([fn(c, t) for c, t in zip(members.configs, members.timelines, strict=True)], axis=1)
+    return MemberCurves(torch.tensor(stacked, dtype=torch.float32, device=device), members.index)
 
 
 class MemberCurves:
@@ -76,44 +57,6 @@ class MemberCurves:
         """The members' values [K, …] at step `t` (`step` as in `distinct`)."""
         row = self.distinct(t, step)
         return row.expand(self.k, *row.shape[1:]) if self.index is None else row.index_select(0, self.index)
-
-
-def build_members(trial_raw: dict, source: str | None = None) -> Members:
-    """Validate every member's config, check they can train as one batched model, realize
-    each distinct config's schedule once."""
-    from latent_sweep.spec.config import validate
-
-    raws = population.member_raws(trial_raw, source)
-    population.check_vectorizable(raws, source)
-    # Members whose configs differ only in the seed share one config (and one schedule).
-    keys = [json.dumps({**r, "seed": None}, sort_keys=True, default=str) for r in raws]
-    first = {key: i for i, key in reversed(list(enumerate(keys)))}
-    order = list(dict.fromkeys(keys))
-    configs: list[TrialConfig] = [validate(raws[first[key]], source) for key in order]
-    timelines = [c.timeline(source) for c in configs]
-    lengths = {total for _, total in timelines}
-    for j, (timeline, _) in enumerate(timelines[1:], start=1):
-        ref = timelines[0][0]
-        same = (
-            len(timeline) == len(ref)
-            and np.array_equal(timeline.phase_index, ref.phase_index)
-            and timeline.actions == ref.actions
-            and len(lengths) == 1
-        )
-        if not same:
-            member = keys.index(order[j])
-            raise UserError(
-                f"{source or 'config'}: members 0 and {member} have schedules of different length, phases "
-                f"or actions; keyframe STEPs may vary within a population only where they move values, "
-                f"not the end of the schedule, a phase boundary or an action"
-            )
-    return Members(
-        configs=configs,
-        index=np.array([order.index(key) for key in keys], dtype=np.int64),
-        seeds=[int(r.get("seed", 0)) for r in raws],
-        timelines=[t for t, _ in timelines],
-        total=lengths.pop(),
-    )
 
 
 def compiled(fn: Callable, enabled: bool) -> Callable:

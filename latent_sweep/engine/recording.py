@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import torch
 
 from latent_sweep.errors import UserError
-from latent_sweep.store import atomic, history
+from latent_sweep.store import atomic, history, layout
 
 # History budget of one trial when `history_every` is automatic, and the uncompressed size of
 # one value (every history column is 8 bytes wide).
@@ -80,8 +80,8 @@ class Recorder:
         self.trial_id = history.trial_id_of(self.trial_dir)  # a column of every file written
         self.seeds = np.asarray(seeds, dtype=np.int64)
         self.phases, self.schedule, self.index = phases, schedule, index
-        history.truncate(self.trial_dir / "history", start)
-        history.truncate(self.trial_dir / "evals", start + 1)
+        history.truncate(self.trial_dir / layout.HISTORY, start)
+        history.truncate(self.trial_dir / layout.EVALS, start + 1)
         self.buf = torch.zeros(capacity, len(seeds), 2 * len(terms) + 1, device=device)
         self.slot = torch.zeros(1, dtype=torch.int64, device=device)  # the next row, on the device
         self.steps = np.zeros(capacity, dtype=np.int64)
@@ -139,12 +139,12 @@ class Recorder:
         for name, values in extra.items():
             kind = pa.int64() if name == "label" else pa.float32()
             cols[name] = pa.array(np.tile(np.asarray(values), k), kind)
-        final = self.trial_dir / "latents" / f"step-{step:09d}.parquet"
+        final = self.trial_dir / layout.LATENTS / layout.snapshot_name(step)
         atomic.write_whole(final, lambda tmp: pq.write_table(pa.table(cols), tmp))
 
     def evaluated(self, step: int) -> bool:
         """Whether the trial's evaluations on disk include `step`."""
-        done = history.read_table(self.trial_dir / "evals", columns=("step",))
+        done = history.read_table(self.trial_dir / layout.EVALS, columns=("step",))
         return bool(len(done)) and step in set(done["step"])
 
     def flush(self) -> None:
@@ -152,7 +152,8 @@ class Recorder:
         if self.len:
             self._write_history()
         if self.evals:
-            history.write_part(self.trial_dir / "evals", int(self.evals[0]["step"].iloc[0]), self._evals())
+            first = int(self.evals[0]["step"].iloc[0])
+            history.write_part(self.trial_dir / layout.EVALS, first, self._evals())
         self.len, self.evals = 0, []
         self.slot.zero_()
 
@@ -190,7 +191,7 @@ class Recorder:
             cols[f"weighted.{name}"] = flat(rows[:, :, n + j], pa.float64())
         cols["loss"] = flat(rows[:, :, -1], pa.float64())
         cols["wall_time"] = flat(np.repeat(self.wall[: self.len], k), pa.float64())
-        history.write_part(self.trial_dir / "history", int(steps[0]), pa.table(cols))
+        history.write_part(self.trial_dir / layout.HISTORY, int(steps[0]), pa.table(cols))
 
     def _ids(self, n: int) -> pa.Array:
         return pa.repeat(pa.scalar(self.trial_id, pa.string()), n)

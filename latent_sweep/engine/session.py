@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 import torch
 
-from latent_sweep.store import atomic
+from latent_sweep.store import atomic, layout
 
-CHECKPOINT_FILE = "state.pt"
+CHECKPOINT_FILE = layout.CHECKPOINT_STATE
 
 
 class Session(Protocol):
@@ -51,13 +51,13 @@ class LocalSession:
         self.keep = keep
         self.on_report = on_report
         self.metrics: list[dict[str, float | str]] = []
-        self._dir = self.trial_dir / "checkpoints"
+        self._dir = self.trial_dir / layout.LOCAL_CHECKPOINTS
 
     def _existing(self) -> list[Path]:
         if not self._dir.exists():
             return []
-        found = [p for p in self._dir.iterdir() if p.name.startswith("checkpoint_") and p.is_dir()]
-        return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+        found = [p for p in self._dir.iterdir() if layout.is_checkpoint(p.name) and p.is_dir()]
+        return sorted(found, key=lambda p: layout.checkpoint_number(p.name))
 
     def restore(self) -> dict[str, Any] | None:
         existing = self._existing()
@@ -67,7 +67,7 @@ class LocalSession:
         self.metrics.append(dict(metrics))
         final = None
         if checkpoint is not None:
-            final = self._dir / f"checkpoint_{int(checkpoint['step']):09d}"
+            final = self._dir / layout.checkpoint_dir(int(checkpoint["step"]))
             atomic.write_whole(final, lambda tmp: save_state(checkpoint, tmp))
             for old in self._existing()[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)

@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 
 from latent_sweep.engine import loop
-from latent_sweep.engine.loop import Members
 from latent_sweep.engine.models import STREAM_BATCHES, ColorAutoencoders
 from latent_sweep.engine.recording import pick_device
 from latent_sweep.engine.session import Session
@@ -28,9 +27,11 @@ from latent_sweep.experiments.objectives import Anchor, Pin, Separate, TermSet, 
 from latent_sweep.scores import geometry
 from latent_sweep.scores.declarations import Score
 from latent_sweep.scores.neighbors import neighbor_scores_members
+from latent_sweep.spec.experiment import Experiment
+from latent_sweep.spec.population import Members
 from latent_sweep.spec.timeline import Timeline
 
-__all__ = ["AutoencoderConfig", "train"]
+__all__ = ["EXPERIMENT", "AutoencoderConfig"]
 
 
 @dataclass
@@ -115,7 +116,7 @@ class Batches:
         prop = cfg.data.fraction_property
         self.fractions, rows = None, 1
         if prop in timeline.props:
-            self.fractions = members.curves(lambda c, t: t.dense(prop, total, math.nan), device)
+            self.fractions = loop.curves(members, lambda c, t: t.dense(prop, total, math.nan), device)
             values = self.fractions.values.cpu().numpy()  # [total, D], for the host's shapes
             same = (values[1:] == values[:-1]) | (np.isnan(values[1:]) & np.isnan(values[:-1]))
             self.changes = np.r_[True, ~same.all(axis=1)]  # steps whose fractions differ
@@ -241,8 +242,8 @@ class Autoencoders:
         def weights(_: AutoencoderConfig, t: Timeline) -> np.ndarray:
             return np.stack([t.dense(p, total, 0.0 if j else 1.0) for j, p in enumerate(props)], 1)
 
-        self.w = members.curves(weights, device)  # [K, n_terms] per step
-        self.lr = members.curves(lambda c, t: t.dense("lr", total, 0.0), device)
+        self.w = loop.curves(members, weights, device)  # [K, n_terms] per step
+        self.lr = loop.curves(members, lambda c, t: t.dense("lr", total, 0.0), device)
         # Per step, whether any member weighs each batch-term function or anchor (host bools).
         nonzero = (self.w.values != 0).any(dim=1).cpu().numpy()  # [total, n_terms]
         n_batch = len(self.batch_terms.terms)
@@ -366,3 +367,15 @@ def train(members: Members, session: Session, success: str | None = None) -> pd.
     """Train the autoencoder population under its schedules; report scores and checkpoints."""
     device = pick_device(members.cfg.device)
     return loop.train(Autoencoders(members, device), members, session, success)
+
+
+EXPERIMENT = Experiment(
+    name="autoencoder",
+    config=AutoencoderConfig,
+    scores=SCORES,
+    train=train,
+    preflight=preflight,
+    # A `separate` term's power: the batched loss takes it per member (`member_powers`).
+    vectorizable=(r"terms\[\d+\]\.power",),
+    key_scores=("hue_corr", "hue_order", "recon_mse", "anchor_error_*", "trustworthiness_k10"),
+)

@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from latent_sweep.errors import UserError
 from latent_sweep.experiments import colors
 from latent_sweep.experiments.ae_config import Strict
+from latent_sweep.store import layout
 
 Source = Literal["digits", "swiss_roll", "s_curve", "color_cube", "trial", "file"]
 LATENT_COLUMN = re.compile(r"z\d+")
@@ -103,11 +104,11 @@ def _trial(directory: Path, member: int) -> Inputs:
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise UserError(f"`data.path`: {directory} {what}; expected a finished autoencoder trial directory")
-    snaps = sorted((directory / "latents").glob("step-*.parquet"))
+    snaps = sorted((directory / layout.LATENTS).glob(layout.SNAPSHOT_GLOB))
     if not snaps:
         raise UserError(
-            f"`data.path`: {directory} has no latent snapshots (latents/step-*.parquet); expected a "
-            "finished autoencoder trial directory"
+            f"`data.path`: {directory} has no latent snapshots ({layout.LATENTS}/{layout.SNAPSHOT_GLOB}); "
+            "expected a finished autoencoder trial directory"
         )
     df = _read_parquet(snaps[-1])
     if "member" in df.columns or member:

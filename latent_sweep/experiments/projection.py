@@ -19,7 +19,6 @@ import torch
 from pydantic import Field
 
 from latent_sweep.engine import loop
-from latent_sweep.engine.loop import Members
 from latent_sweep.engine.models import STREAM_BATCHES, Projections
 from latent_sweep.engine.recording import pick_device
 from latent_sweep.engine.session import Session
@@ -30,9 +29,11 @@ from latent_sweep.experiments.proj_data import ProjDataConfig
 from latent_sweep.scores import geometry
 from latent_sweep.scores.declarations import Score
 from latent_sweep.scores.neighbors import neighbor_scores_members
+from latent_sweep.spec.experiment import Experiment
+from latent_sweep.spec.population import Members
 from latent_sweep.spec.trial import Strict, TrialConfig
 
-__all__ = ["ProjectionConfig", "train"]
+__all__ = ["EXPERIMENT", "ProjectionConfig"]
 
 TERMS = ("attraction", "repulsion")
 HUE_SCORES = ("hue_corr", "hue_order", "hue_winding")
@@ -239,10 +240,12 @@ class Projectors:
         self.weight_decay = cfg.optimizer.weight_decay
         self.decoupled = cfg.optimizer.name == "adamw"
         self.terms = list(TERMS)
-        self.w = members.curves(
-            lambda _, t: np.stack([t.dense(TERM_PROPERTIES[n], total, 1.0) for n in TERMS], 1), device
+        self.w = loop.curves(
+            members,
+            lambda _, t: np.stack([t.dense(TERM_PROPERTIES[n], total, 1.0) for n in TERMS], 1),
+            device,
         )
-        self.lr = members.curves(lambda _, t: t.dense("lr", total, 0.0), device)
+        self.lr = loop.curves(members, lambda _, t: t.dense("lr", total, 0.0), device)
         b, k = cfg.loss.batch_size, cfg.knn.k_neighbors
         shapes = {"anchors": (b,), "negatives": (b, k * cfg.loss.n_negatives)}
         self.streams = MemberStreams(members.seeds, STREAM_BATCHES, shapes, device)
@@ -299,3 +302,13 @@ def train(members: Members, session: Session, success: str | None = None) -> pd.
     """Train the projection population under its schedules; report scores and checkpoints."""
     device = pick_device(members.cfg.device)
     return loop.train(Projectors(members, device), members, session, success)
+
+
+EXPERIMENT = Experiment(
+    name="projection",
+    config=ProjectionConfig,
+    scores=SCORES,
+    train=train,
+    preflight=preflight,
+    key_scores=("trustworthiness_k10", "continuity_k10", "knn_accuracy_k10", "hue_corr"),
+)

@@ -1,9 +1,10 @@
-"""What each experiment declares about its scores: their names and whether higher or lower is
-better. Every list of scores and every "best" direction comes from here: the columns of
+"""What an experiment declares about its scores: their names and whether higher or lower is
+better. Every list of scores and every "best" direction comes from these declarations (each
+`Experiment` holds its own; `spec.experiment` looks them up by config): the columns of
 `trials.parquet`, `best_<score>`, what `sweep.metric` and `sweep.success` may name, how tables
 sort. Definitions of the scores: docs/scores.md.
 
-An experiment module declares `SCORES`, a tuple of `Score`s next to its evaluation. A name may
+An experiment declares `scores`, a tuple of `Score`s, next to its evaluation. A name may
 hold one `{field}` filled from the config (`trustworthiness_k{k}` for each k in the config's
 list), and a score may apply only to some configs (`knn_accuracy_k{k}` when the data has
 labels). What an evaluation returns must be exactly what its config declares: a score returned
@@ -15,7 +16,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal
 
 from latent_sweep.errors import UserError
@@ -53,29 +53,6 @@ class ScoreMismatch(UserError):
     """An evaluation returned scores other than its experiment declares for the config."""
 
 
-def experiment_declarations() -> dict[str, tuple[Score, ...]]:
-    """Experiment name → its declared scores."""
-    from latent_sweep.engine.registry import score_declarations
-
-    return score_declarations()
-
-
-def declared(cfg: Any) -> dict[str, Goal]:
-    """Score name → goal, in declaration order, for a typed trial config."""
-    return {name: s.goal for s in experiment_declarations()[cfg.experiment] for name in s.names(cfg)}
-
-
-def declared_for(trial_raw: dict) -> dict[str, Goal] | None:
-    """`declared` for a trial config dict (members share the paths that name scores); None when
-    the config does not validate: such a trial stopped before its first evaluation."""
-    from latent_sweep.spec import config, population
-
-    try:
-        return declared(config.validate(population.member_raws(trial_raw)[0]))
-    except UserError:
-        return None
-
-
 def check_returned(experiment: str, declared_goals: Mapping[str, Goal], returned: Iterable[str]) -> None:
     """The scores an evaluation returned are exactly the declared ones: none dropped, none added."""
     names = list(returned)
@@ -89,23 +66,6 @@ def check_returned(experiment: str, declared_goals: Mapping[str, Goal], returned
             problems.append(f"declared {', '.join(missing)}, which it did not return")
         raise ScoreMismatch(
             f"experiment `{experiment}` {' and '.join(problems)} for this config (declared: "
-            f"{', '.join(declared_goals) or 'none'}); its `SCORES` must list every score its "
+            f"{', '.join(declared_goals) or 'none'}); its `Experiment.scores` must list every score its "
             f"evaluation returns (latent_sweep.scores.declarations)"
         )
-
-
-@cache
-def _patterns() -> tuple[tuple[re.Pattern, Goal], ...]:
-    return tuple((s.pattern, s.goal) for scores in experiment_declarations().values() for s in scores)
-
-
-def goal_of(name: str) -> Goal | None:
-    """The goal of a score by its name alone (any experiment, any config); None for a name no
-    experiment declares."""
-    return next((goal for pattern, goal in _patterns() if pattern.fullmatch(name)), None)
-
-
-def listing() -> str:
-    """Every experiment's declared score names, for messages: `recon_mse, …, trustworthiness_k{k}`."""
-    names = (s.name for scores in experiment_declarations().values() for s in scores)
-    return ", ".join(dict.fromkeys(names))

@@ -1,18 +1,26 @@
-"""Checks of a sweep block against its base config, run once by `load_spec` before any trial
-starts: space paths, the metric and the success expression, search, scheduler and packing
-combinations, and every `choice`/`grid` option validated as a trial config."""
+"""Reading a sweep block: validated (`sweep_block.parse_spec`), then checked against its base
+config before any trial starts — space paths, the metric and the success expression, search,
+scheduler and packing combinations, loggers' extras, and every `choice`/`grid` option validated
+as a trial config. (A warm start's earlier results are checked where they are read:
+`tune.warm_start`.)"""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from latent_sweep.errors import UserError
-from latent_sweep.scores.declarations import declared
 from latent_sweep.spec import config, population
+from latent_sweep.spec.experiment import declared
+from latent_sweep.spec.population import build_members, preflight
+from latent_sweep.spec.schedule import Dopesheet
 from latent_sweep.spec.sweep_block import (
     PARAMS,
     SCALE_PREFIX,
     SampledSeed,
     SweepSpec,
     field_error,
+    parse_spec,
     statistic_of,
     trial_config,
 )
@@ -20,13 +28,17 @@ from latent_sweep.spec.sweep_block import (
 RATES = ("success_rate", "diverged_rate")
 
 
+def load_spec(raw: dict, source: str | Path) -> SweepSpec:
+    """A sweep file's dict (schedule CSV already inlined), validated and checked."""
+    spec = parse_spec(raw, source)
+    check(spec)
+    return spec
+
+
 def check(spec: SweepSpec) -> None:
     """Everything `run` would trip over before the first trial: a one-paragraph UserError."""
-    from latent_sweep.tune.search import check_search
-    from latent_sweep.tune.trackers import check_loggers
-
     _check_space(spec)
-    check_search(spec)  # objectives, sampler, warm start
+    check_search(spec)  # objectives, sampler
     check_loggers(spec)
     for metric in spec.metrics:
         _check_metric(spec, metric)
@@ -35,9 +47,6 @@ def check(spec: SweepSpec) -> None:
     _check_pack(spec)
     if spec.cfg.device == "cuda" and spec.block.resources.gpu == 0:
         raise field_error(spec.source, "sweep.resources.gpu", "is 0, but the config asks for `device: cuda`")
-    from latent_sweep.engine.loop import build_members
-    from latent_sweep.engine.registry import preflight
-
     for probe in _probes(spec):
         build_members(probe, spec.source)  # the config, and its schedule realized
     preflight(build_members(spec.base, spec.source), spec.source)  # input files and their sizes
@@ -45,8 +54,6 @@ def check(spec: SweepSpec) -> None:
 
 def _check_space(spec: SweepSpec) -> None:
     """Every space path names a base config value, or a schedule property for `schedule.scale.*`."""
-    from latent_sweep.spec.schedule import Dopesheet
-
     src = spec.source
     props = Dopesheet.from_records(spec.cfg.schedule.keyframes, source=src).props
     for path in spec.space:
@@ -240,3 +247,91 @@ def _probes(spec: SweepSpec) -> list[dict]:
     ]
     # The members of a config differ only in their seed: its first member stands for all.
     return [population.member_raws(trial_config(spec.base, {PARAMS: v}))[0] for v in variants]
+
+
+# Loggers: each needs its extra installed; name → (module, pip extra, title).
+EXTRAS = {
+    "tensorboard": ("tensorboardX", "tensorboard", "tensorboardX"),
+    "mlflow": ("mlflow", "mlflow", "MLflow"),
+    "wandb": ("wandb", "wandb", "Weights & Biases (wandb)"),
+}
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # a module set to None in sys.modules: as good as absent
+        return False
+
+
+def check_loggers(spec: SweepSpec) -> None:
+    """Each logger's extra is installed, else a one-paragraph error naming the install command."""
+    for name in spec.block.loggers:
+        module, extra, title = EXTRAS[name]
+        if not installed(module):
+            raise UserError(
+                f"{spec.source}: `sweep.loggers` lists `{name}`, but {title} is not installed; install it "
+                f"with `pip install 'latent-sweep[{extra}]'` (or `pip install {module}`), or remove `{name}`"
+            )
+
+
+def check_search(spec: SweepSpec) -> None:
+    """Objectives, sampler and warm start, against the search, scheduler and packing."""
+    b, src = spec.block, spec.source
+    metrics, modes = spec.metrics, spec.modes
+    if isinstance(b.mode, list) != spec.multi_objective or len(metrics) != len(modes):
+        raise field_error(
+            src,
+            "sweep.mode",
+            f"must give one direction per metric, but `sweep.metric` is {_listing(b.metric)} and "
+            f"`sweep.mode` is {_listing(b.mode)}; e.g. `metric: [hue_corr, anchor_error_red]` with "
+            "`mode: [max, min]`",
+        )
+    if spec.multi_objective:
+        objectives = f"lists {len(metrics)} objectives ({', '.join(metrics)})"
+        if len(set(metrics)) != len(metrics) or len(metrics) < 2:
+            raise field_error(
+                src, "sweep.metric", f"{objectives}; a Pareto search needs two or more different metrics"
+            )
+        if b.search != "optuna":
+            raise field_error(
+                src,
+                "sweep.metric",
+                f"{objectives}, a Pareto search, which only `search: optuna` runs (sampler tpe or nsga2); "
+                f"`{b.search}` search samples configs without looking at results; use `search: optuna`",
+            )
+        if b.scheduler != "fifo":
+            does = {
+                "asha": "stops trials early by ranking them on one metric",
+                "pbt": "replaces the configs of trials ranked low on one metric with copies of better ones",
+            }[b.scheduler]
+            raise field_error(
+                src,
+                "sweep.scheduler",
+                f"is `{b.scheduler}`, which {does}, but `sweep.metric` {objectives}: a Pareto search has no "
+                "single ranking (a trial behind on one objective may be on the front by another); use "
+                "`scheduler: fifo`, or a single metric",
+            )
+        if spec.uses_repeater:
+            raise field_error(
+                src,
+                "sweep.population",
+                f"is `none` with {spec.seed_repeats} seeds, so each seed of a config is its own trial "
+                f"and Ray averages their metric over the seeds, one metric only, but `sweep.metric` "
+                f"{objectives}; use `population: seeds` (the default: one trial trains all seeds of a "
+                "config)",
+            )
+        if b.pack > 1:
+            raise field_error(
+                src,
+                "sweep.pack",
+                f"is {b.pack}, but `sweep.metric` {objectives}: the Pareto search suggests each config from "
+                "the front so far and cannot draw configs ahead to pack them into one trial; use `pack: 1`",
+            )
+    for key in ("sampler", "warm_start"):
+        if getattr(b, key) is not None and b.search != "optuna":
+            raise field_error(src, f"sweep.{key}", f"applies to `search: optuna` only, not `{b.search}`")
+
+
+def _listing(value: str | list[str]) -> str:
+    return f"[{', '.join(value)}]" if isinstance(value, list) else f"`{value}`"

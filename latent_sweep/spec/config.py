@@ -18,6 +18,8 @@ import pydantic
 import yaml
 
 from latent_sweep.errors import UserError, where
+from latent_sweep.spec import experiment
+from latent_sweep.spec.schedule import Dopesheet
 
 _TOKEN = re.compile(r"([^.\[\]@]+)|\[(\d*)(?:@([^\[\]]+))?\]")
 ANCHOR_TEXT = re.compile(r"\d+")
@@ -360,8 +362,6 @@ def load_file(path: str | Path) -> dict:
 def resolve(raw: dict, directory: Path, source: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     """`load_file` on a config already read: files it names are relative to `directory`, errors
     name `source`."""
-    from latent_sweep.spec.schedule import Dopesheet
-
     schedule = raw.get("schedule")
     if isinstance(schedule, dict) and "csv" in schedule:
         if "keyframes" in schedule:
@@ -441,10 +441,7 @@ def format_validation_error(
 
 def validate(trial_raw: dict, source: str | Path | None = None):
     """Validate a trial config dict into its experiment's typed config."""
-    from latent_sweep.engine.registry import config_class
-
-    kind = trial_raw.get("experiment", "autoencoder")
-    cls = config_class(kind, source)
+    cls = experiment.get(experiment.kind_of(trial_raw), source).config
     try:
         return cls.model_validate(trial_raw)
     except pydantic.ValidationError as err:

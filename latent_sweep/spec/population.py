@@ -22,14 +22,17 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from latent_sweep.errors import UserError
-from latent_sweep.spec import config
+from latent_sweep.spec import config, experiment
 from latent_sweep.spec.columns import flatten
+from latent_sweep.spec.timeline import Timeline
+from latent_sweep.spec.trial import TrialConfig
 
 MEMBERS = "members"
 # Paths members of every experiment may differ in (flattened config syntax, see `columns.flatten`).
@@ -38,8 +41,6 @@ SHARED_VECTORIZABLE = (
     r"schedule\.keyframes\[(\d+|\d*@[^\[\]]+)\]\.[^.\[\]]+",  # by index or by STEP
     r"schedule\.scale\.[^.\[\]]+",
 )
-# Each experiment's own: scalar term parameters that its batched loss takes per member.
-EXPERIMENT_VECTORIZABLE = {"autoencoder": (r"terms\[\d+\]\.power",), "projection": ()}
 STATS = ("mean", "std", "min", "max")
 # Members of one trial: one batched model. A GPU trains tens of thousands of these tiny models
 # per step (the population benchmark goes to 16,384); the bound keeps a typo from building a
@@ -85,14 +86,91 @@ def member_raws(trial_raw: dict, source: str | None = None) -> list[dict]:
     return out
 
 
-def vectorizable(experiment: str) -> re.Pattern:
-    """The config paths members of `experiment` may differ in (matched whole)."""
-    return re.compile("|".join((*SHARED_VECTORIZABLE, *EXPERIMENT_VECTORIZABLE.get(experiment, ()))))
+@dataclass
+class Members:
+    """A trial's members: their distinct configs (members that differ only in the seed share
+    one), each member's config index and seed, and the schedules realized once per config."""
+
+    configs: list[Any]  # typed configs, one per distinct member config
+    index: np.ndarray  # [K] member → config
+    seeds: list[int]
+    timelines: list[Timeline]
+    total: int  # steps to train, the same for every member
+
+    @property
+    def cfg(self) -> Any:
+        """Member 0's config: what all members share (shapes, data, intervals, device)."""
+        return self.configs[0]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+
+def build_members(trial_raw: dict, source: str | None = None) -> Members:
+    """Validate every member's config, check they can train as one batched model, realize
+    each distinct config's schedule once."""
+    raws = member_raws(trial_raw, source)
+    check_vectorizable(raws, source)
+    # Members whose configs differ only in the seed share one config (and one schedule).
+    keys = [json.dumps({**r, "seed": None}, sort_keys=True, default=str) for r in raws]
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    order = list(dict.fromkeys(keys))
+    configs: list[TrialConfig] = [config.validate(raws[first[key]], source) for key in order]
+    timelines = [c.timeline(source) for c in configs]
+    lengths = {total for _, total in timelines}
+    for j, (timeline, _) in enumerate(timelines[1:], start=1):
+        ref = timelines[0][0]
+        same = (
+            len(timeline) == len(ref)
+            and np.array_equal(timeline.phase_index, ref.phase_index)
+            and timeline.actions == ref.actions
+            and len(lengths) == 1
+        )
+        if not same:
+            member = keys.index(order[j])
+            raise UserError(
+                f"{source or 'config'}: members 0 and {member} have schedules of different length, phases "
+                f"or actions; keyframe STEPs may vary within a population only where they move values, "
+                f"not the end of the schedule, a phase boundary or an action"
+            )
+    return Members(
+        configs=configs,
+        index=np.array([order.index(key) for key in keys], dtype=np.int64),
+        seeds=[int(r.get("seed", 0)) for r in raws],
+        timelines=[t for t, _ in timelines],
+        total=lengths.pop(),
+    )
+
+
+def preflight(members: Members, source: str | None = None) -> None:
+    """Everything a trial would check before its first step beyond the config itself (input
+    files, their sizes: `Experiment.preflight`), as a one-paragraph UserError naming `source`."""
+    try:
+        experiment.get(members.cfg.experiment).preflight(members)
+    except UserError as err:
+        raise UserError(f"{source}: {err}" if source else str(err)) from None
+
+
+def declared_for(trial_raw: dict) -> dict[str, str] | None:
+    """`experiment.declared` for a trial config dict (members share the paths that name
+    scores); None when the config does not validate: such a trial stopped before its first
+    evaluation."""
+    try:
+        return experiment.declared(config.validate(member_raws(trial_raw)[0]))
+    except UserError:
+        return None
+
+
+def vectorizable(kind: str, source: str | None = None) -> re.Pattern:
+    """The config paths members of experiment `kind` may differ in (matched whole): the shared
+    ones and the experiment's own (`Experiment.vectorizable`: scalar term parameters its
+    batched loss takes per member)."""
+    return re.compile("|".join((*SHARED_VECTORIZABLE, *experiment.get(kind, source).vectorizable)))
 
 
 def check_vectorizable(raws: list[dict], source: str | None = None) -> None:
     """Members must share every config value outside their experiment's vectorizable paths."""
-    allowed = vectorizable(str(raws[0].get("experiment", "autoencoder")))
+    allowed = vectorizable(experiment.kind_of(raws[0]), source)
     first = flatten(raws[0], "")
     # Members built from one shared config (see `member_raws`) differ only in the seed.
     checked = {_shared(raws[0])}

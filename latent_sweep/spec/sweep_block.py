@@ -32,7 +32,6 @@ a statistic over seeds.
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +42,11 @@ import pydantic
 from pydantic import Field, field_validator
 
 from latent_sweep.errors import UserError
-from latent_sweep.scores.declarations import goal_of
 from latent_sweep.spec import config, population
+from latent_sweep.spec.experiment import goal_of
 from latent_sweep.spec.resources import Resources
 from latent_sweep.spec.trial import Strict
+from latent_sweep.store import layout
 
 TRIAL_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX, without importing Ray here
 PARAMS = "params"  # a Tune config's sampled values: {"params": {path: value}}
@@ -146,15 +146,6 @@ class Leaf:
     kind: str
     args: tuple
 
-    def domain(self):
-        from ray import tune
-
-        if self.kind == "grid":
-            return tune.grid_search(list(self.args))
-        if self.kind == "choice":
-            return tune.choice(list(self.args))
-        return getattr(tune, self.kind)(*self.args)
-
     def probes(self) -> list[Any]:
         """Values to validate the base with: every option, or both ends of a range and a value
         inside it that is not a whole number (so a float leaf on an integer field shows)."""
@@ -242,51 +233,6 @@ class SweepSpec:
             return 1
         return self.block.num_samples * self.seed_repeats if self.uses_repeater else self.block.num_samples
 
-    def param_space(self) -> dict:
-        from ray import tune
-
-        if self.block.pack > 1:
-            return {PACK: tune.grid_search(self.packs())}
-        params = {path: leaf.domain() for path, leaf in self.space.items()}
-        if isinstance(self.block.seeds, SampledSeed):
-            params["seed"] = tune.randint(0, SEED_RANGE)
-        elif self.seed_repeats > 1 and not self.seed_population and not self.uses_repeater:
-            params["seed"] = tune.grid_search(list(range(self.seed_repeats)))
-        return {PARAMS: params}
-
-    def sampled_configs(self) -> list[dict[str, Any]]:
-        """Every config of a packed sweep, drawn here (seeded by `search_seed`): `num_samples`
-        draws of the random leaves (and of the seed when sampled), each crossed with the grid."""
-        rng = np.random.default_rng(self.block.search_seed)
-        domains = {p: leaf.domain() for p, leaf in self.space.items() if leaf.kind != "grid"}
-        grid = {p: leaf.args for p, leaf in self.space.items() if leaf.kind == "grid"}
-        configs = []
-        for _ in range(self.block.num_samples):
-            drawn = {p: _plain(d.sample(random_state=rng)) for p, d in domains.items()}
-            if isinstance(self.block.seeds, SampledSeed):
-                drawn["seed"] = int(rng.integers(SEED_RANGE))
-            for combo in itertools.product(*grid.values()):
-                values = {**drawn, **dict(zip(grid, combo, strict=True))}
-                configs.append({p: values[p] for p in [*self.space, "seed"] if p in values})
-        return configs
-
-    def packs(self) -> list[list[dict[str, Any]]]:
-        configs, size = self.sampled_configs(), self.block.pack
-        return [configs[i : i + size] for i in range(0, len(configs), size)]
-
-    def search_alg(self, results_dir: str | None = None):
-        """The search algorithm (`latent_sweep.tune.search`); an Optuna study is kept in
-        `results_dir` when given (a local directory)."""
-        from latent_sweep.tune.search import search_alg
-
-        return search_alg(self, results_dir)
-
-    def scheduler(self):
-        """The trial scheduler (`latent_sweep.tune.search`)."""
-        from latent_sweep.tune.search import scheduler
-
-        return scheduler(self)
-
     @property
     def pbt_interval(self) -> int:
         pbt = self.block.pbt or Pbt()
@@ -309,7 +255,7 @@ class SweepSpec:
         return f"{configs} as {trials}"
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Ray samples numpy scalars; a trial config must stay plain YAML."""
     return value.item() if isinstance(value, np.generic) else copy.deepcopy(value)
 
@@ -317,31 +263,27 @@ def _plain(value: Any) -> Any:
 def trial_config(base: dict, tune_config: dict) -> dict:
     """A Tune trial's config → the full trial config it runs (what its `config.yaml` holds)."""
     raw = copy.deepcopy(base)
-    config.set_paths(raw, {path: _plain(value) for path, value in tune_config.get(PARAMS, {}).items()})
+    config.set_paths(raw, {path: plain_value(value) for path, value in tune_config.get(PARAMS, {}).items()})
     if TRIAL_INDEX in tune_config:
         raw["seed"] = int(tune_config[TRIAL_INDEX])
     if PACK in tune_config:
         seeds = population.overrides(raw)  # the base's members (its seeds), or its own seed
         raw[population.MEMBERS] = [
-            {**seed, **{path: _plain(v) for path, v in params.items()}}
+            {**seed, **{path: plain_value(v) for path, v in params.items()}}
             for params in tune_config[PACK]
             for seed in seeds
         ]
     return raw
 
 
-def load_spec(raw: dict, source: str | Path) -> SweepSpec:
-    """Validate a sweep file's dict (schedule CSV already inlined) into a SweepSpec."""
+def parse_spec(raw: dict, source: str | Path) -> SweepSpec:
+    """Validate a sweep file's dict (schedule CSV already inlined) into a SweepSpec, before the
+    checks against its base config (`checks.load_spec` runs both)."""
     source = str(source)
     base, block_raw = config.split_sweep(raw)
     if block_raw is None:
         raise UserError(f"{source}: has no `sweep:` block; `latent-sweep run` needs one (see README)")
-    if not isinstance(block_raw, dict):
-        raise field_error(source, "sweep", f"must be a mapping, but got {block_raw!r:.60}")
-    try:
-        block = SweepBlock.model_validate(block_raw)
-    except pydantic.ValidationError as err:
-        raise UserError(config.format_validation_error(err, source, prefix="sweep")) from None
+    block = validate_block(block_raw, source)
     for key in TRIAL_KEYS:
         if getattr(block, key) is not None:
             base[key] = getattr(block, key)
@@ -355,11 +297,41 @@ def load_spec(raw: dict, source: str | Path) -> SweepSpec:
         base[population.MEMBERS] = [{"seed": s} for s in range(block.seeds)]
     space = {path: _leaf(source, path, value) for path, value in block.space.items()}
     cfg = config.validate(population.member_raws(base, source)[0], source)
-    spec = SweepSpec(block=block, base=base, cfg=cfg, space=space, source=source)
-    from latent_sweep.spec.checks import check
+    return SweepSpec(block=block, base=base, cfg=cfg, space=space, source=source)
 
-    check(spec)
-    return spec
+
+def validate_block(block_raw: Any, source: str) -> SweepBlock:
+    """A sweep file's `sweep:` block (`block_raw`, from `source`) validated into a SweepBlock; a
+    one-paragraph UserError naming the file and field otherwise."""
+    if not isinstance(block_raw, dict):
+        raise field_error(source, "sweep", f"must be a mapping, but got {block_raw!r:.60}")
+    try:
+        return SweepBlock.model_validate(block_raw)
+    except pydantic.ValidationError as err:
+        raise UserError(config.format_validation_error(err, source, prefix="sweep")) from None
+
+
+@dataclass(frozen=True)
+class WrittenSweep:
+    """The sweep file a `latent-sweep run` wrote into its results directory: its `sweep:` block,
+    validated, and the base trial config beside it (whose schedule names the result columns)."""
+
+    block: SweepBlock
+    base: dict
+    source: str  # the file, for messages
+
+
+def read_written_sweep(results_dir: str | Path) -> WrittenSweep | None:
+    """A local results directory's sweep file (`layout.SWEEP_FILE`) read through the validated
+    `SweepBlock`; None when it has none (a `train` directory, results copied without it). Not valid
+    YAML, without a `sweep:` block or with one that does not validate: a UserError naming the file."""
+    path = Path(results_dir) / layout.SWEEP_FILE
+    if not path.is_file():
+        return None
+    base, block_raw = config.split_sweep(config.read_yaml(path))
+    if block_raw is None:
+        raise UserError(f"{path}: has no `sweep:` block; expected the sweep file `latent-sweep run` wrote")
+    return WrittenSweep(validate_block(block_raw, str(path)), base, str(path))
 
 
 def field_error(source: str, path: str, text: str) -> UserError:

@@ -18,10 +18,11 @@ import pyarrow.fs
 import pyarrow.parquet as pq
 
 from latent_sweep.errors import UserError
-from latent_sweep.store import atomic
+from latent_sweep.store import atomic, layout
+from latent_sweep.store.remote import is_uri
 
-PART_PREFIX = "part-"
-TRIAL_DIR_PREFIX = "trial_"  # a sweep's trial directories: `trial_<Ray trial id>`
+PART_PREFIX = layout.PART_PREFIX
+TRIAL_DIR_PREFIX = layout.TRIAL_DIR_PREFIX  # a sweep's trial directories: `trial_<Ray trial id>`
 
 
 def trial_id_of(trial_dir: str | Path) -> str:
@@ -33,18 +34,18 @@ def trial_id_of(trial_dir: str | Path) -> str:
 
 
 def part_name(first_step: int) -> str:
-    return f"{PART_PREFIX}{first_step:09d}.parquet"
+    return layout.part_name(first_step)
 
 
 def _part_step(path: Path) -> int:
-    return int(path.name[len(PART_PREFIX) : -len(".parquet")])
+    return layout.part_step(path.name)
 
 
 def list_parts(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    parts = [p for p in directory.iterdir() if p.name.startswith(PART_PREFIX) and p.suffix == ".parquet"]
+    parts = [p for p in directory.iterdir() if layout.is_part(p.name)]
     return sorted(parts, key=_part_step)
 
 
@@ -66,17 +67,13 @@ def read_table(directory: str | Path, columns: Sequence[str] | None = None) -> p
     """The part files (`part-<step>.parquet`) of a directory, local or a URI (s3://, gs://, file://),
     as one table sorted by step; empty when there are none. `columns`: those of them a part has."""
     directory = str(directory)
-    if "://" in directory:
+    if is_uri(directory):
         fs, root = pyarrow.fs.FileSystem.from_uri(directory)
     else:
         fs, root = pyarrow.fs.LocalFileSystem(), str(Path(directory).absolute())
     found = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
     parts = sorted(  # zero-padded first steps: names sort in step order; temporaries start with "."
-        i.path
-        for i in found
-        if i.type == pyarrow.fs.FileType.File
-        and i.base_name.startswith(PART_PREFIX)
-        and i.base_name.endswith(".parquet")
+        i.path for i in found if i.type == pyarrow.fs.FileType.File and layout.is_part(i.base_name)
     )
     if not parts:
         return pd.DataFrame({"step": pd.Series([], dtype="int64")})
@@ -85,7 +82,9 @@ def read_table(directory: str | Path, columns: Sequence[str] | None = None) -> p
     return table.to_pandas().sort_values("step", kind="stable").reset_index(drop=True)
 
 
-PART_REMEDY = "remove it to read the rest, or re-run the trial with `latent-sweep train <trial>/config.yaml`"
+PART_REMEDY = (
+    f"remove it to read the rest, or re-run the trial with `latent-sweep train <trial>/{layout.CONFIG}`"
+)
 
 
 def read_part(
@@ -107,8 +106,3 @@ def read_part(
 def read_local(path: Path, remedy: str = PART_REMEDY) -> pd.DataFrame:
     """A local Parquet file as a DataFrame, a damaged one a UserError (see `read_part`)."""
     return read_part(pyarrow.fs.LocalFileSystem(), str(path.absolute()), remedy=remedy).to_pandas()
-
-
-def records_to_table(columns: dict[str, list], schema: pa.Schema) -> pa.Table:
-    """Columns → Arrow table with an explicit schema (no type inference from Python values)."""
-    return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)

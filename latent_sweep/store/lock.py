@@ -7,15 +7,17 @@ import socket
 from pathlib import Path
 
 from latent_sweep.errors import UserError
+from latent_sweep.store import layout
+from latent_sweep.store.remote import is_uri
 
-LOCK_FILE = ".latent-sweep.lock"
+LOCK_FILE = layout.LOCK_FILE
 
 
 class ResultsLock:
     """A pid lock file in a local results directory; a lock left by a dead process is taken over."""
 
     def __init__(self, path: str) -> None:
-        self.file = None if "://" in path else Path(path) / LOCK_FILE
+        self.file = None if is_uri(path) else Path(path) / LOCK_FILE
         self.path = path
 
     def __enter__(self) -> ResultsLock:
@@ -23,7 +25,7 @@ class ResultsLock:
             return self
         self.file.parent.mkdir(parents=True, exist_ok=True)
         # Written under a private name, then linked into place: the lock never exists half-written.
-        mine = self.file.with_name(f"{LOCK_FILE}.{os.getpid()}")
+        mine = self.file.with_name(layout.lock_claim(os.getpid()))
         mine.write_text(f"{socket.gethostname()} {os.getpid()}")
         try:
             while True:

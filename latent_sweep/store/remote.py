@@ -20,13 +20,14 @@ from pathlib import Path
 import pyarrow.fs
 
 from latent_sweep.errors import UserError
-from latent_sweep.store import atomic
+from latent_sweep.store import atomic, layout
 
 CACHE_ENV = "LATENT_SWEEP_CACHE"
-SKIPPED_DIRS = ("checkpoint_",)
 
 
 def is_uri(where: str | Path) -> bool:
+    """Whether `where` is a URI (s3://, gs://, file://, …) rather than a local path: the one test
+    of it."""
     return "://" in str(where)
 
 
@@ -59,7 +60,7 @@ def _sync(fs: pyarrow.fs.FileSystem, root: str, mirror: Path) -> None:
     for info in fs.get_file_info(selector):
         rel = info.path[len(root) :].lstrip("/")
         parts = rel.split("/")
-        if info.type != pyarrow.fs.FileType.File or any(p.startswith(SKIPPED_DIRS) for p in parts[:-1]):
+        if info.type != pyarrow.fs.FileType.File or any(layout.is_checkpoint(p) for p in parts[:-1]):
             continue
         local = mirror / rel
         wanted.add(local)

@@ -29,21 +29,22 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from latent_sweep.engine.session import CHECKPOINT_FILE, load_state
+from latent_sweep.analysis.results import read_trial_config
+from latent_sweep.engine import process, registry
+from latent_sweep.engine.session import load_state
 from latent_sweep.errors import UserError
-from latent_sweep.store import history
+from latent_sweep.store import history, layout
 from latent_sweep.tune import study
-from latent_sweep.tune.study import JOURNAL_FILE, UNFINISHED
+from latent_sweep.tune.study import UNFINISHED
 
-PARTS = ("history", "evals")
+PARTS = layout.PARTS
 
 
 def check_experiment_state(path: Path) -> dict[str, str]:
     """Ray's files that `Tuner.restore` reads must be whole; otherwise a UserError names the file.
     Returns the trials of the newest experiment state (trial id → Tune status; empty if none)."""
-    files = [path / "tuner.pkl"]
-    searchers = ("searcher-state-*.pkl", "search_gen_state-*.json", "basic-variant-state-*.json")
-    for pattern in ("experiment_state-*.json", *searchers):
+    files = [path / layout.TUNER_STATE]
+    for pattern in layout.RAY_STATE_GLOBS:
         found = sorted(path.glob(pattern))
         files += found[-1:]  # Ray restores from the newest
     trials: dict[str, str] = {}
@@ -53,7 +54,7 @@ def check_experiment_state(path: Path) -> dict[str, str]:
         try:
             data = file.read_bytes()
             # Ray writes the experiment state as JSON, the rest pickled (whatever the suffix).
-            if file.name.startswith("experiment_state"):
+            if file.name.startswith(layout.EXPERIMENT_STATE_PREFIX):
                 trials = _tune_trials(json.loads(data))
             else:
                 pickle.loads(data)
@@ -76,7 +77,7 @@ def _tune_trials(state: dict) -> dict[str, str]:
 
 def check_journal(path: Path) -> None:
     """The Optuna journal of a `search: optuna` sweep (see the module doc)."""
-    journal = path / JOURNAL_FILE
+    journal = path / layout.OPTUNA_JOURNAL
     if not journal.exists():
         return
     data = journal.read_bytes()
@@ -115,9 +116,9 @@ def _damaged_parts(trial_dir: Path) -> list[tuple[int, Path, str]]:
             try:
                 pq.read_metadata(part)
             except Exception as err:  # pyarrow raises ArrowInvalid or OSError for a cut file
-                first = int(part.name[len(history.PART_PREFIX) : -len(".parquet")])
+                first = layout.part_step(part.name)
                 # A history part holds steps ≥ its first; an evals part, evaluations after a checkpoint.
-                limit = first if sub == "history" else first - 1
+                limit = first if sub == layout.HISTORY else first - 1
                 out.append((limit, part, f"{type(err).__name__}: {err}"))
     return out
 
@@ -127,7 +128,7 @@ def restart(trial_dir: Path, newest: Path | None = None) -> Restart:
     none). `newest`: the checkpoint Ray restores (default: the newest there)."""
     parts = _damaged_parts(trial_dir)
     limit = min((p[0] for p in parts), default=None)
-    checkpoints = sorted(trial_dir.glob("checkpoint_*"), reverse=True)
+    checkpoints = sorted(trial_dir.glob(layout.CHECKPOINT_GLOB), reverse=True)
     if newest is not None:
         checkpoints = [newest, *[c for c in checkpoints if c.name < newest.name]]
     damaged = [f"{p[1]} ({p[2]})" for p in parts]
@@ -135,7 +136,7 @@ def restart(trial_dir: Path, newest: Path | None = None) -> Restart:
         try:
             state = load_state(checkpoint)
         except Exception as err:  # torch.load of a cut file raises RuntimeError, EOFError, …
-            damaged.append(f"{checkpoint / CHECKPOINT_FILE} ({type(err).__name__}: {err})")
+            damaged.append(f"{checkpoint / layout.CHECKPOINT_STATE} ({type(err).__name__}: {err})")
             continue
         if limit is None or int(state["step"]) <= limit:
             return Restart(checkpoint, int(state["step"]), state, damaged)
@@ -161,7 +162,7 @@ def check_trials(path: Path, statuses: dict[str, str]) -> list[tuple[Path, Resta
     those not known to be unfinished (`statuses`: trial directory → status), which Ray may not
     run again (rebuilding an unfinished one costs time, not results: Ray then continues it)."""
     finished = []
-    for trial_dir in sorted(path.glob("trial_*")):
+    for trial_dir in sorted(path.glob(layout.TRIAL_DIR_GLOB)):
         done = statuses.get(trial_dir.name) not in UNFINISHED
         if done and not _damaged_parts(trial_dir):
             continue  # its checkpoints are not read again
@@ -178,17 +179,10 @@ def rebuild(trial_dir: Path, plan: Restart, cpus: float, success: str | None) ->
     """Re-run a finished trial from `plan`'s checkpoint in this process: the run drops the parts
     from there on (the damaged one among them) and writes them anew. Its checkpoints stay (a
     rerun from one writes what it holds)."""
-    import torch
 
-    from latent_sweep.analysis.results import read_trial_config
-    from latent_sweep.engine.registry import run_trial
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(cpus)))  # the trial's own share: the same arithmetic
-    try:
-        run_trial(read_trial_config(trial_dir), _FromState(trial_dir, plan.state), success=success)
-    finally:
-        torch.set_num_threads(threads)
+    # The trial's own share, as a Ray trial counts it; the driver's count again after.
+    with process.threads(max(1, int(cpus))):
+        registry.run_trial(read_trial_config(trial_dir), _FromState(trial_dir, plan.state), success=success)
 
 
 class _FromState:
@@ -209,7 +203,7 @@ def prepare_resume(path: Path, cpus: float, success: str | None, study_name: str
     """`resume`'s checks of a local results directory before Ray starts (see the module doc)."""
     tune_trials = check_experiment_state(path)
     check_journal(path)
-    reconciled = study.reconcile(path / JOURNAL_FILE, study_name, tune_trials)
+    reconciled = study.reconcile(path / layout.OPTUNA_JOURNAL, study_name, tune_trials)
     if reconciled:
         print(reconciled, flush=True)
     for trial_dir, plan in check_trials(path, _statuses(path)):
@@ -220,7 +214,7 @@ def prepare_resume(path: Path, cpus: float, success: str | None, study_name: str
 def _statuses(path: Path) -> dict[str, str]:
     """Trial directory → status, from `trials.parquet`; a damaged one is removed (it is derived:
     `resume` writes it anew at the end)."""
-    table = path / "trials.parquet"
+    table = path / layout.TRIALS
     if not table.exists():
         return {}
     try:

@@ -8,26 +8,28 @@ the statistics its trial reported over its seeds, recomputed from the member row
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 
 import numpy as np
+import pandas as pd
 from ray import cloudpickle, tune
 
 from latent_sweep.analysis.results import KEY_COLUMNS, META_COLUMNS
-from latent_sweep.spec import population
+from latent_sweep.scores.pareto import front_mask
+from latent_sweep.spec import experiment, population
 from latent_sweep.spec.columns import Keyframes
 from latent_sweep.spec.sweep_block import SampledSeed, SweepSpec
+from latent_sweep.store import layout
 from latent_sweep.tune import trials as trials_parquet
-from latent_sweep.tune.search import front_mask
 
 STATUS_EVERY_S = 30.0
 LEADERBOARD_ROWS = 10
+LEADING_SCORES = 3  # of the experiment's key scores, beside the metric, in the leaderboard
 
 
 def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
-    import pandas as pd
-
     if not rows:
         print("no trials ran")
         return
@@ -56,10 +58,8 @@ def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
 
 def config_summaries(df, spec: SweepSpec):
     """One row per sampled config (its trial and sampled values): its seeds and, over them, the
-    statistics its trial reported (`population.summarize`): the sweep's metric, then the mean
-    recon_mse, hue_corr and hue_order."""
-    import pandas as pd
-
+    statistics its trial reported (`population.summarize`): the sweep's metric, then the means
+    of the experiment's first key scores."""
     b = spec.block
     keyframes = Keyframes.of(spec.base)
     params = [f"config.{keyframes.column(p)}" for p in spec.space]
@@ -71,14 +71,16 @@ def config_summaries(df, spec: SweepSpec):
         for c in df.columns
         if c not in (*META_COLUMNS, *KEY_COLUMNS) and not c.startswith(("config.", "best_"))
     ]
-    key = ["trial_id", *params]
+    # The experiment's first key scores (`Experiment.key_scores`), as this sweep names them.
+    patterns = experiment.get(spec.cfg.experiment).key_scores
+    key = [c for p in patterns for c in sorted(fnmatch.filter(scores, p))]
     out = []
-    for _, group in df.groupby(key, sort=False, dropna=False):
+    for _, group in df.groupby(["trial_id", *params], sort=False, dropna=False):
         first = group.iloc[0]
         row = {c: first[c] for c in ["trial_id", "status", *params]}
         row["seeds"] = len(group)
         stats = population.summarize(group, scores, b.success) if scores else {}
-        picked = [*spec.metrics, "success_rate", "recon_mse", "hue_corr", "hue_order"]
+        picked = [*spec.metrics, "success_rate", *key[:LEADING_SCORES]]
         row.update({k: stats[k] for k in dict.fromkeys(picked) if k in stats})
         row.update({c: first[c] for c in ("steps", "error")})
         out.append(row)
@@ -119,7 +121,8 @@ class Progress(tune.Callback):
             with open(pickled, "rb") as f:
                 err = cloudpickle.load(f)
         reason = trials_parquet.error_reason(err)
-        print(f"  ERROR {trial.trial_id}  {reason}  (traceback: {trial.path}/error.txt)", flush=True)
+        traceback = f"{trial.path}/{layout.ERROR_FILE}"
+        print(f"  ERROR {trial.trial_id}  {reason}  (traceback: {traceback})", flush=True)
 
     def on_step_end(self, iteration, trials, **info) -> None:
         now = time.monotonic()

@@ -28,12 +28,14 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.samplers import NSGAIISampler, TPESampler
-from optuna.samplers._lazy_random_state import LazyRandomState  # checked against Optuna 5.0
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-JOURNAL_FILE = "optuna.log"
+from latent_sweep.store import layout
+from latent_sweep.tune import _compat
+
+JOURNAL_FILE = layout.OPTUNA_JOURNAL
 TRIAL_ID_ATTR = "trial_id"  # the Tune trial (and trial_<id> directory) an Optuna trial was asked for
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED")  # Tune statuses that `resume` runs again
 
@@ -52,9 +54,9 @@ class _TrialSeeded:
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self._trial_seed is not None:
-            for i, state in enumerate(_random_states(self)):
+            for i, rng in enumerate(_compat.sampler_random_states(self)):
                 entropy = np.random.SeedSequence([self._trial_seed, trial.number, i])
-                state.rng.seed(int(entropy.generate_state(1)[0]))
+                rng.seed(int(entropy.generate_state(1)[0]))
         super().before_trial(study, trial)  # type: ignore[misc]
 
 
@@ -64,17 +66,6 @@ class SeededTPESampler(_TrialSeeded, TPESampler):
 
 class SeededNSGAIISampler(_TrialSeeded, NSGAIISampler):
     pass
-
-
-def _random_states(sampler: object) -> list[LazyRandomState]:
-    """The sampler's random states: its own and its parts' (TPE's start-up sampler, NSGA-II's
-    child generation), each once, in attribute order."""
-    found: dict[int, LazyRandomState] = {}
-    for value in vars(sampler).values():
-        for candidate in (value, *getattr(value, "__dict__", {}).values()):
-            if isinstance(candidate, LazyRandomState):
-                found.setdefault(id(candidate), candidate)
-    return list(found.values())
 
 
 def reconcile(journal: Path, study_name: str, tune_trials: dict[str, str]) -> str | None:
@@ -126,7 +117,7 @@ def _reopened(trial: FrozenTrial) -> FrozenTrial:
 
 def _rewrite(journal: Path, study: optuna.Study, trials: list[FrozenTrial]) -> None:
     """`trials` in a new journal with the study's name, directions and attributes; then a rename."""
-    tmp = journal.with_name(f".{journal.name}.reconcile")
+    tmp = journal.with_name(layout.journal_rewrite(journal.name))
     tmp.unlink(missing_ok=True)
     storage = journal_storage(tmp)
     verbosity = optuna.logging.get_verbosity()
@@ -137,8 +128,8 @@ def _rewrite(journal: Path, study: optuna.Study, trials: list[FrozenTrial]) -> N
         optuna.logging.set_verbosity(verbosity)
     for key, value in study.user_attrs.items():
         new.set_user_attr(key, value)
-    for key, value in study._storage.get_study_system_attrs(study._study_id).items():
-        storage.set_study_system_attr(new._study_id, key, value)
+    for key, value in _compat.study_system_attrs(study).items():
+        _compat.set_study_system_attr(new, key, value)
     for trial in trials:  # in number order: the numbers stay, but for the dropped ones
         new.add_trial(trial)
     with tmp.open("rb") as f:
@@ -149,6 +140,6 @@ def _rewrite(journal: Path, study: optuna.Study, trials: list[FrozenTrial]) -> N
 def _release_stale_lock(journal: Path) -> None:
     """Optuna locks the journal with a symlink beside it while it appends; a kill can leave it, and
     Optuna would then wait for it. `resume` holds the results directory's lock, so nobody else does."""
-    lock = journal.with_name(journal.name + ".lock")
+    lock = journal.with_name(layout.journal_lock(journal.name))
     if lock.is_symlink() or lock.exists():
         lock.unlink()

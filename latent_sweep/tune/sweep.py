@@ -16,10 +16,12 @@ import copy
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import optuna
 import pyarrow.fs
 import ray
 import yaml
@@ -29,17 +31,18 @@ from latent_sweep.errors import UserError
 from latent_sweep.interrupts import interrupt_after
 from latent_sweep.spec import config
 from latent_sweep.spec.resources import trains_on, trial_gpus
-from latent_sweep.spec.sweep_block import SweepSpec, load_spec
-from latent_sweep.store import atomic
-from latent_sweep.store.history import TRIAL_DIR_PREFIX
+from latent_sweep.spec.sweep_block import SweepSpec
+from latent_sweep.store import atomic, layout
 from latent_sweep.store.lock import ResultsLock
-from latent_sweep.tune import recovery, study, trackers
+from latent_sweep.store.remote import is_uri
+from latent_sweep.tune import _compat, recovery, search, space, trackers
 from latent_sweep.tune import report as sweep_report
 from latent_sweep.tune import trials as trials_parquet
+from latent_sweep.tune.checks import load_sweep
 from latent_sweep.tune.trainable import StudySearch, trainable
 
-SWEEP_FILE = "sweep.yaml"
-RETRIED_DIR = ".retried"
+SWEEP_FILE = layout.SWEEP_FILE
+RETRIED_DIR = layout.RETRIED_DIR
 KEEP_CHECKPOINTS = 2
 
 
@@ -65,23 +68,23 @@ def run(
     set config values first, `address` names a Ray cluster (default: local Ray in-process)."""
     loaded, source = config.load(sweep)
     raw = config.apply_overrides(loaded, config.as_overrides(overrides))
-    spec = load_spec(raw, source)
+    spec = load_sweep(raw, source)
     name = name or spec.block.name or spec.cfg.name
     if "/" in name or name in (".", ".."):
         raise UserError(f"sweep name `{name}` must be a plain directory name (no `/`), e.g. `quick-2`")
-    path = experiment_path(storage or spec.block.storage or "results", name)
+    path = experiment_path(storage or spec.block.storage or layout.STORAGE_ROOT, name)
     effective = copy.deepcopy(raw)
     effective["sweep"]["name"] = name
     warm = spec.block.warm_start
-    if warm and not _is_uri(warm):  # `resume` may run elsewhere: name the earlier sweep absolutely
+    if warm and not is_uri(warm):  # `resume` may run elsewhere: name the earlier sweep absolutely
         effective["sweep"]["warm_start"] = str(Path(warm).resolve())
     if num_samples is not None:
         effective["sweep"]["num_samples"] = num_samples
-    spec = load_spec(effective, source)  # as `resume` reads it: the Optuna study is named `name`
-    if not _is_uri(path):
+    spec = load_sweep(effective, source)  # as `resume` reads it: the Optuna study is named `name`
+    if not is_uri(path):
         atomic.check_dir(Path(path), "results directory")
     with ResultsLock(path):
-        if _exists(f"{path}/tuner.pkl"):
+        if _exists(f"{path}/{layout.TUNER_STATE}"):
             raise UserError(
                 f"{path} already holds a sweep; continue it with `latent-sweep resume {path}`, "
                 f"or run into another directory with --name or --storage"
@@ -106,10 +109,10 @@ def resume(results_dir: str | Path, *, restart_errored: bool = False, address: s
         raise UserError(
             f"{path}: no {SWEEP_FILE} here; expected the results directory of a `latent-sweep run`"
         )
-    spec = load_spec(yaml.safe_load(_read_text(f"{path}/{SWEEP_FILE}")), f"{path}/{SWEEP_FILE}")
+    spec = load_sweep(yaml.safe_load(_read_text(f"{path}/{SWEEP_FILE}")), f"{path}/{SWEEP_FILE}")
     name = spec.block.name or spec.cfg.name
     with ResultsLock(path):
-        if not _is_uri(path):  # damaged files: named, rebuilt where they can be (docs/reliability.md)
+        if not is_uri(path):  # damaged files: named, rebuilt where they can be (docs/reliability.md)
             recovery.prepare_resume(Path(path), spec.block.resources.cpu, spec.block.success, name)
         with _ray(address):
             resources = trial_resources(spec)
@@ -120,8 +123,8 @@ def resume(results_dir: str | Path, *, restart_errored: bool = False, address: s
                     resume_unfinished=True,
                     restart_errored=restart_errored,
                 )
-                if not _is_uri(path):
-                    _point_study_at(tuner, f"{path}/{study.JOURNAL_FILE}")
+                if not is_uri(path):
+                    _point_study_at(tuner, f"{path}/{layout.OPTUNA_JOURNAL}")
                 print(f"resuming {path}")
             else:
                 tuner = _tuner(spec, path, name, resources)
@@ -136,13 +139,13 @@ def _restorable(path: str) -> bool:
         return False
     fs, root = _fs(path)
     found = fs.get_file_info(pyarrow.fs.FileSelector(root))
-    return any(i.base_name.startswith("experiment_state-") for i in found)
+    return any(i.base_name.startswith(layout.EXPERIMENT_STATE_PREFIX) for i in found)
 
 
 def _point_study_at(tuner: tune.Tuner, journal: str) -> None:
     """Tell a restored Optuna searcher where its journal is now (its snapshot names the directory
-    the sweep ran in). Reaches into the Tuner: Ray 2.60 offers no public way to the restored search."""
-    searcher = tuner._local_tuner._tune_config.search_alg
+    the sweep ran in)."""
+    searcher = _compat.tuner_search_alg(tuner)
     while searcher is not None and not isinstance(searcher, StudySearch):
         searcher = getattr(searcher, "searcher", None)
     if searcher is not None:
@@ -152,10 +155,10 @@ def _point_study_at(tuner: tune.Tuner, journal: str) -> None:
 def _set_aside_replaced(path: str, rows: list[dict]) -> None:
     """Move trial directories of trials no longer in the experiment (`resume --restart-errored`
     retries an errored trial as a new one) to `.retried/`: kept for diagnosis, out of tables."""
-    if _is_uri(path):
+    if is_uri(path):
         return
     current = {row["trial_dir"] for row in rows}
-    for d in Path(path).glob("trial_*"):
+    for d in Path(path).glob(layout.TRIAL_DIR_GLOB):
         if d.is_dir() and d.name not in current:
             (d.parent / RETRIED_DIR).mkdir(exist_ok=True)
             os.replace(d, d.parent / RETRIED_DIR / d.name)
@@ -170,7 +173,7 @@ def _prune_checkpoints(path: str, rows: list[dict]) -> None:
             continue
         selector = pyarrow.fs.FileSelector(f"{root}/{trial_dir}", allow_not_found=True)
         found = [i for i in fs.get_file_info(selector) if i.type == pyarrow.fs.FileType.Directory]
-        checkpoints = sorted(i.path for i in found if i.base_name.startswith("checkpoint_"))
+        checkpoints = sorted(i.path for i in found if layout.is_checkpoint(i.base_name))
         for old in checkpoints[:-KEEP_CHECKPOINTS]:
             fs.delete_dir(old)
 
@@ -178,11 +181,7 @@ def _prune_checkpoints(path: str, rows: list[dict]) -> None:
 def experiment_path(storage: str, name: str | None = None) -> str:
     """`<storage>/<name>` as Ray wants it: a URI as is, a local path made absolute."""
     joined = f"{storage.rstrip('/')}/{name}" if name else storage.rstrip("/")
-    return joined if _is_uri(joined) else str(Path(joined).resolve())
-
-
-def _is_uri(path: str) -> bool:
-    return "://" in path
+    return joined if is_uri(joined) else str(Path(joined).resolve())
 
 
 def trial_resources(spec: SweepSpec) -> dict[str, float]:
@@ -210,21 +209,21 @@ def _describe(spec: SweepSpec, resources: dict[str, float]) -> str:
 
 def _trainable(spec: SweepSpec, path: str, resources: dict[str, float]):
     b = spec.block
-    results_dir = None if _is_uri(path) else path
+    results_dir = None if is_uri(path) else path
     return trainable(spec.base, results_dir, spec.source, resources, b.metric, b.mode, b.success)
 
 
 def trial_dirname(trial) -> str:
     """Short trial directory names (Ray's default packs the whole sampled config into them)."""
-    return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
+    return layout.trial_dirname(trial.trial_id)
 
 
 def _tuner(spec: SweepSpec, path: str, name: str, resources: dict[str, float]):
     b = spec.block
     storage = path.rsplit("/", 1)[0]
     tune_config = tune.TuneConfig(
-        search_alg=spec.search_alg(None if _is_uri(path) else path),
-        scheduler=spec.scheduler(),
+        search_alg=search.search_alg(spec, None if is_uri(path) else path),
+        scheduler=search.scheduler(spec),
         num_samples=spec.tune_samples,
         trial_dirname_creator=trial_dirname,
         # A trial's process is reused for the next one: no second start of Python, torch and Ray.
@@ -246,11 +245,11 @@ def _tuner(spec: SweepSpec, path: str, name: str, resources: dict[str, float]):
         # trial instead, see `tune_adapter.train_trial`).
         failure_config=tune.FailureConfig(max_failures=b.max_failures),
         # Only URI storage needs trial files uploaded; local trials write in place.
-        sync_config=tune.SyncConfig(sync_artifacts=_is_uri(path)),
+        sync_config=tune.SyncConfig(sync_artifacts=is_uri(path)),
     )
     return tune.Tuner(
         _trainable(spec, path, resources),
-        param_space=spec.param_space(),
+        param_space=space.param_space(spec),
         tune_config=tune_config,
         run_config=run_config,
     )
@@ -284,79 +283,57 @@ def _finish(spec: SweepSpec, path: str) -> int:
     return 0
 
 
-def _no_trial_tracebacks(record: logging.LogRecord) -> bool:
-    """A failed trial's traceback goes to its error.txt; Progress prints the one-line reason."""
-    return not record.getMessage().startswith("Trial task failed")
+@contextmanager
+def _environment_kept() -> Iterator[None]:
+    """`os.environ` as it was, after: Ray sets variables in the driver that outlive a sweep
+    (`ray.init`: PYTHONBREAKPOINT, to its debugger; its MLflow callback: MLFLOW_TRACKING_URI, which
+    `trackers_mlflow.mlflow_uri` would take for the next sweep's store)."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(before):
+            del os.environ[name]
+        for name, value in before.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
-def _no_restore_hint(record: logging.LogRecord) -> bool:
-    """Ray's `Tuner.restore(…)` hint after Ctrl-C: `_finish` prints `latent-sweep resume DIR`."""
-    return "Tuner.restore(" not in record.getMessage()
-
-
-def _no_missing_metrics(record: logging.LogRecord) -> bool:
-    """`Tuner.restore` reads each trial's result file into a table nobody here uses, and names every
-    trial killed before its first result (it has none yet); the trial simply starts again."""
-    return not record.getMessage().startswith("Failed to fetch metrics")
-
-
-# Ray's log lines that a sweep replaces with its own, or that say nothing to its user: (logger, filter).
-LOG_FILTERS = (
-    ("ray.tune.execution.tune_controller", _no_trial_tracebacks),
-    ("ray.tune.tune", _no_restore_hint),
-    ("ray.tune.analysis.experiment_analysis", _no_missing_metrics),
-)
-
-
-# Progress is ours: Ray's new output engine prints its tables even at verbose=0, and its
-# "experiment state snapshotting" hint is noise for short checkpoint intervals. The result files
-# and trackers are `trackers.callbacks`: TensorBoard's only when asked for. Set for the sweep
-# only (a user's own value wins), and put back after it: `run_sweep` runs in users' processes.
-RAY_SETTINGS = {
-    "RAY_AIR_NEW_OUTPUT": "0",
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-}
-
-
-def _no_callback_telemetry(callbacks: Any) -> bool:
-    return False
+@contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna logs a line at INFO for each trial told and for the study created; progress is ours.
+    Quieter for the sweep only (a user's stricter level stays), and put back after it."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 class _ray:
-    """Connect to `address`, or start local Ray in-process; reuse a Ray this process already runs."""
+    """Connect to `address`, or start local Ray in-process; reuse a Ray this process already runs.
+    Ray's settings for a sweep (`_compat.sweep_settings`) and a quiet Optuna hold while inside; they,
+    and the environment, are put back after it (once Ray is shut down): `run_sweep` runs in users'
+    processes."""
 
     def __init__(self, address: str | None) -> None:
         self.address = address
         self.started = False
-        self.unset = [name for name in RAY_SETTINGS if name not in os.environ]
-        # Tune's usage telemetry imports every tracker integration Ray ships, only to name the
-        # callbacks a sweep passes: ~1 s per sweep (MLflow's import alone). It is a private
-        # hook, so it is skipped only where it exists, for the sweep only.
-        try:
-            from ray.air._internal import usage
-        except ImportError:
-            usage = None
-        self.usage = usage
-        self.tag_callbacks = getattr(usage, "tag_callbacks", None)
+        self.settings = ExitStack()
 
     def __enter__(self) -> _ray:
-        import ray
-
-        for name in self.unset:
-            os.environ[name] = RAY_SETTINGS[name]
-        for name, keep in LOG_FILTERS:
-            logging.getLogger(name).addFilter(keep)
-        if self.tag_callbacks is not None:
-            self.usage.tag_callbacks = _no_callback_telemetry
+        self.settings.enter_context(_environment_kept())
+        self.settings.enter_context(_compat.sweep_settings())
+        self.settings.enter_context(_quiet_optuna())
         try:
-            self._connect(ray)
+            self._connect()
         except BaseException:
             self.__exit__()
             raise
         return self
 
-    def _connect(self, ray: Any) -> None:
+    def _connect(self) -> None:
         if not ray.is_initialized():
             with interrupt_after():
                 ray.init(
@@ -369,19 +346,12 @@ class _ray:
                 self.started = True
 
     def __exit__(self, *exc) -> None:
-        import ray
-
         try:
             if self.started:
                 with interrupt_after():
                     ray.shutdown()
         finally:
-            for name in self.unset:
-                os.environ.pop(name, None)
-            for name, keep in LOG_FILTERS:
-                logging.getLogger(name).removeFilter(keep)
-            if self.tag_callbacks is not None:
-                self.usage.tag_callbacks = self.tag_callbacks
+            self.settings.close()
 
 
 def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

@@ -22,11 +22,12 @@ import ray
 import torch
 from ray import tune
 from ray.tune.result import TRAINING_ITERATION
-from ray.tune.search.optuna import OptunaSearch
 
+from latent_sweep.engine.registry import run_trial
 from latent_sweep.engine.session import save_state
+from latent_sweep.errors import TrialDiverged, UserError
 from latent_sweep.spec.sweep_block import trial_config
-from latent_sweep.tune import recovery, study
+from latent_sweep.tune import _compat, recovery, study
 from latent_sweep.tune.trials import FAILED
 
 
@@ -83,12 +84,10 @@ def train_trial(
 
     `results_dir` is the sweep's local results directory, or None when storage is a URI.
     """
-    from latent_sweep.engine.registry import run_trial
-    from latent_sweep.errors import TrialDiverged, UserError
 
     context = tune.get_context()
     cpus = context.get_trial_resources().required_resources.get("CPU", 1.0)
-    torch.set_num_threads(max(1, int(cpus)))
+    torch.set_num_threads(max(1, int(cpus)))  # for good: this process is the trial's (Ray's worker)
     raw = trial_config(base, tune_config)
     if raw.get("device", "auto") == "auto":
         # Ray hides GPUs it did not assign; config.yaml records the device actually used.
@@ -127,10 +126,10 @@ def trainable(
     return tune.with_resources(fn, resources)
 
 
-class StudySearch(OptunaSearch):
+class StudySearch(_compat.HookedOptunaSearch):
     """Ray's OptunaSearch, with the study kept in agreement with Tune (`latent_sweep.tune.study`) and
     warm-started with completed trials of one or several objectives (`warm`: Optuna params and
-    metric values per config, see `sweep_search.warm_start`).
+    metric values per config, see `warm_start`).
 
     * Each Optuna trial is tagged with its Tune trial id when asked for.
     * Restored from Tune's snapshot, it takes its trials from the journal, which `resume` made
@@ -148,29 +147,30 @@ class StudySearch(OptunaSearch):
         self._warm = warm
         self._journal: str | None = None
 
-    def _setup_study(self, mode: str | list[str]) -> None:
-        super()._setup_study(mode)
-        if not self._warm or self._ot_study.trials:
+    def study_ready(self) -> None:
+        ot_study = _compat.optuna_study(self)
+        if not self._warm or ot_study.trials:
             return
+        space = _compat.search_space(self)
         for params, values in self._warm:
             trial = optuna.trial.create_trial(
                 params=params,
-                distributions={name: self._space[name] for name in params},
+                distributions={name: space[name] for name in params},
                 values=values,
                 state=optuna.trial.TrialState.COMPLETE,
             )
-            self._ot_study.add_trial(trial)
+            ot_study.add_trial(trial)
 
     def point_at(self, journal: str) -> None:
         """Keep the study in `journal` (the directory being resumed), also after `restore`."""
         self._journal = journal
-        self._storage = study.journal_storage(journal)
+        _compat.set_storage(self, study.journal_storage(journal))
 
     def suggest(self, trial_id: str) -> dict | None:
-        asked = trial_id not in self._ot_trials
+        asked = trial_id not in _compat.asked_trials(self)
         config = super().suggest(trial_id)
         if asked:
-            self._ot_trials[trial_id].set_user_attr(study.TRIAL_ID_ATTR, trial_id)
+            _compat.asked_trials(self)[trial_id].set_user_attr(study.TRIAL_ID_ATTR, trial_id)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -185,16 +185,16 @@ class StudySearch(OptunaSearch):
 
     def _told(self, trial_id: str) -> bool:
         """Whether the study has nothing more to learn of this trial (or does not know it)."""
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        completed = _compat.completed_trials(self)
+        if trial_id in completed or trial_id not in _compat.asked_trials(self):
             return True
         if self._stored(trial_id).state.is_finished():
-            self._completed_trials.add(trial_id)
+            completed.add(trial_id)
             return True
         return False
 
     def _stored(self, trial_id: str) -> optuna.trial.FrozenTrial:
-        trial = self._ot_trials[trial_id]
-        return self._ot_study._storage.get_trial(trial._trial_id)
+        return _compat.stored_trial(_compat.optuna_study(self), _compat.asked_trials(self)[trial_id])
 
     def restore(self, checkpoint_path: str) -> None:
         journal = self._journal
@@ -203,13 +203,4 @@ class StudySearch(OptunaSearch):
         if journal is None:  # URI storage: the study lives in Ray's snapshot only
             return
         self.point_at(journal)
-        self._ot_study = optuna.load_study(
-            study_name=self._study_name, storage=self._storage, sampler=self._sampler
-        )
-        self._ot_trials, self._completed_trials = {}, set()
-        for trial in self._ot_study.get_trials(deepcopy=False):
-            trial_id = trial.user_attrs.get(study.TRIAL_ID_ATTR)
-            if trial_id is not None:
-                self._ot_trials[trial_id] = optuna.Trial(self._ot_study, trial._trial_id)
-                if trial.state.is_finished():
-                    self._completed_trials.add(trial_id)
+        _compat.reload_study(self, lambda trial: trial.user_attrs.get(study.TRIAL_ID_ATTR))

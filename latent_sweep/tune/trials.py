@@ -25,15 +25,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs
 import pyarrow.parquet as pq
+from ray.tune import ExperimentAnalysis
 
 from latent_sweep.analysis.results import member_rows
-from latent_sweep.scores.declarations import declared_for
 from latent_sweep.spec.columns import Keyframes
+from latent_sweep.spec.population import declared_for
 from latent_sweep.spec.sweep_block import trial_config
-from latent_sweep.store import atomic
+from latent_sweep.store import atomic, layout
 from latent_sweep.store.history import read_table
 
-FILE = "trials.parquet"
+FILE = layout.TRIALS
 # A trial that failed for a reason a retry would meet again (divergence, a config error) reports
 # it under this key and ends; its rows say ERROR with that reason.
 FAILED = "trial_failed"
@@ -50,8 +51,6 @@ TAIL = [
 
 def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
     """One dict per member of each trial of the experiment at `experiment_path` (a path or a URI)."""
-    from ray.tune import ExperimentAnalysis
-
     analysis = ExperimentAnalysis(experiment_path)
     keyframes = Keyframes.of(base)  # as written: a sampled STEP does not rename its row
     rows = []
@@ -65,7 +64,7 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
             trial.trial_id,
             status,
             raw,
-            read_table(f"{experiment_path.rstrip('/')}/{trial_dir}/evals"),
+            read_table(f"{experiment_path.rstrip('/')}/{trial_dir}/{layout.EVALS}"),
             declared_for(raw),
             keyframes=keyframes,
             device=None if last.get("device") is None else str(last["device"]),
@@ -80,7 +79,7 @@ def collect(experiment_path: str, base: dict) -> list[dict[str, Any]]:
 def error_reason(err: BaseException | None) -> str:
     """The exception a trial raised, as `Type: message` (Ray wraps it; unwrap to the cause)."""
     if err is None:
-        return "unknown error (see the trial's error.txt)"
+        return f"unknown error (see the trial's {layout.ERROR_FILE})"
     cause = getattr(err, "cause", None) or err
     return f"{type(cause).__name__}: {cause}"
 
