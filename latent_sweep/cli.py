@@ -137,15 +137,18 @@ def _options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    # Two layers, each imported when a command needs it, so that `--help` stays instant; their
+    # The layers, each imported when a command needs it, so that `--help` stays instant; their
     # native start-up (Ray's, pyarrow's) must not be cut half-way by Ctrl-C (`interrupts`).
-    if args.command in ("run", "resume", "validate"):
+    if args.command == "validate":
         with interrupt_after():
-            from latent_sweep.tune import checks, sweep  # the tune layer: Ray, seconds to import
+            from latent_sweep.tune import checks  # the sweep's checks: pandas, pydantic, no Ray
 
-        if args.command == "validate":
-            print(checks.validate(args.sweep, overrides=args.set))
-            return 0
+        print(checks.validate(args.sweep, overrides=args.set))
+        return 0
+    if args.command in ("run", "resume"):
+        with interrupt_after():
+            from latent_sweep.tune import sweep  # the tune layer: Ray, seconds to import
+
         if args.command == "run":
             options = _options(args, "storage", "name", "num_samples", "address")
             return sweep.run(args.sweep, overrides=args.set, **options).exit_code

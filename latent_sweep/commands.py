@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -20,7 +21,6 @@ from latent_sweep.analysis.tables import Listing, render, rich_table, write_outp
 from latent_sweep.engine import local
 from latent_sweep.engine.local import OnReport, TrainStart
 from latent_sweep.errors import UserError
-from latent_sweep.spec.config import Overrides
 from latent_sweep.store import layout
 
 PROGRESS_SCORES = 3  # of the experiment's key scores, beside the progress bar
@@ -30,32 +30,16 @@ PROGRESS_SCORES = 3  # of the experiment's key scores, beside the progress bar
 # Commands
 
 
-def train(
-    config: str,
-    *,
-    overrides: Overrides = None,
-    seed: int | None = None,
-    seeds: str | None = None,
-    steps: int | None = None,
-    out: str | None = None,
-    threads: int | None = None,
-) -> int:
+def train(config: str, **options: Any) -> int:
+    """`local.train` with `options` (overrides, seed, seeds, steps, out, threads), showing its
+    progress, then the members' final scores."""
     started: list[TrainStart] = []
 
     def watch(start: TrainStart) -> AbstractContextManager[OnReport]:
         started.append(start)
         return train_progress(start)
 
-    trial_dir, final = local.train(
-        config,
-        overrides=overrides,
-        seed=seed,
-        seeds=seeds,
-        steps=steps,
-        out=out,
-        threads=threads,
-        watch=watch,
-    )
+    trial_dir, final = local.train(config, watch=watch, **options)
     print_members(final, started[0].key_scores)
     print(f"trial directory: {trial_dir}")
     return 0
@@ -77,29 +61,10 @@ def table(
     return 0
 
 
-def compare(
-    results_dirs: Sequence[str],
-    *,
-    by: str,
-    fmt: str = "table",
-    scores: Sequence[str] | None = None,
-    pareto: str | None = None,
-    paired: bool = False,
-    baseline: str | None = None,
-    bins: int | None = None,
-    success: str | None = None,
-) -> int:
-    listing = compare_groups(
-        results_dirs,
-        by=by,
-        scores=scores,
-        pareto=pareto,
-        paired=paired,
-        baseline=baseline,
-        bins=bins,
-        success=success,
-        formatted=fmt != "csv",  # csv: a column per statistic, for reading back
-    )
+def compare(results_dirs: Sequence[str], *, fmt: str = "table", **options: Any) -> int:
+    """`compare_groups` with `options` (by, scores, pareto, paired, baseline, bins, success)."""
+    # csv: a column per statistic, for reading back
+    listing = compare_groups(results_dirs, formatted=fmt != "csv", **options)
     print_listing(listing, fmt)
     return 0
 

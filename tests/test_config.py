@@ -8,20 +8,20 @@ import pytest
 
 from latent_sweep.cli import main
 from latent_sweep.errors import UserError
-from latent_sweep.spec import config
+from latent_sweep.spec import config, paths
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_paths_get_and_set():
     raw = {"schedule": {"keyframes": [{"STEP": 0, "reg-polar": 1.0}]}, "labels": {}}
-    assert config.get_path(raw, "schedule.keyframes[0].reg-polar") == 1.0
-    config.set_path(raw, "schedule.keyframes[0].reg-polar", 0.5)
-    config.set_path(raw, "schedule.scale.reg-polar", 2.0)  # missing mappings are created
+    assert paths.get_path(raw, "schedule.keyframes[0].reg-polar") == 1.0
+    paths.set_path(raw, "schedule.keyframes[0].reg-polar", 0.5)
+    paths.set_path(raw, "schedule.scale.reg-polar", 2.0)  # missing mappings are created
     assert raw["schedule"]["keyframes"][0]["reg-polar"] == 0.5
     assert raw["schedule"]["scale"] == {"reg-polar": 2.0}
     with pytest.raises(UserError, match=r"`schedule.keyframes\[3\]` does not exist \(list size 1\)"):
-        config.set_path(raw, "schedule.keyframes[3].lr", 1)
+        paths.set_path(raw, "schedule.keyframes[3].lr", 1)
 
 
 def test_overrides_parse_yaml_values():
@@ -297,13 +297,13 @@ SHEET = [
 
 def test_a_keyframe_is_addressed_by_its_step():
     raw = {"schedule": {"keyframes": copy.deepcopy(SHEET)}}
-    assert config.get_path(raw, "schedule.keyframes[@5000].reg-polar") == 6e-3
-    assert config.get_path(raw, "schedule.keyframes[@5000+0.5].reg-polar") == 2e-4  # from the anchor above
-    assert config.get_path(raw, "schedule.keyframes[@10000-10].lr") == 0.01  # from the anchor below
-    assert config.resolve_path(raw, "schedule.keyframes[@0+10].lr") == "schedule.keyframes[1].lr"
-    assert config.resolve_path(raw, "schedule.scale.lr") == "schedule.scale.lr"  # nothing to resolve
+    assert paths.get_path(raw, "schedule.keyframes[@5000].reg-polar") == 6e-3
+    assert paths.get_path(raw, "schedule.keyframes[@5000+0.5].reg-polar") == 2e-4  # from the anchor above
+    assert paths.get_path(raw, "schedule.keyframes[@10000-10].lr") == 0.01  # from the anchor below
+    assert paths.resolve_path(raw, "schedule.keyframes[@0+10].lr") == "schedule.keyframes[1].lr"
+    assert paths.resolve_path(raw, "schedule.scale.lr") == "schedule.scale.lr"  # nothing to resolve
     # Both paths name the keyframe written at STEP 5000, whichever is set first.
-    config.set_paths(
+    paths.set_paths(
         raw, {"schedule.keyframes[@5000].STEP": 6000, "schedule.keyframes[@5000].reg-polar": 0.01}
     )
     assert raw["schedule"]["keyframes"][2] == {"STEP": 6000, "reg-polar": 0.01}
@@ -312,13 +312,11 @@ def test_a_keyframe_is_addressed_by_its_step():
 def test_a_row_inserted_above_does_not_move_a_step_address():
     raw = {"schedule": {"keyframes": copy.deepcopy(SHEET)}}
     raw["schedule"]["keyframes"].insert(1, {"STEP": 2000, "lr": 0.02})
-    assert (
-        config.resolve_path(raw, "schedule.keyframes[@5000].reg-polar") == "schedule.keyframes[3].reg-polar"
-    )
+    assert paths.resolve_path(raw, "schedule.keyframes[@5000].reg-polar") == "schedule.keyframes[3].reg-polar"
     # An index that records its STEP: an error once the row there is another keyframe.
-    assert config.get_path({"schedule": {"keyframes": SHEET}}, "schedule.keyframes[2@5000].reg-polar") == 6e-3
+    assert paths.get_path({"schedule": {"keyframes": SHEET}}, "schedule.keyframes[2@5000].reg-polar") == 6e-3
     with pytest.raises(UserError) as err:
-        config.get_path(raw, "schedule.keyframes[2@5000].reg-polar")
+        paths.get_path(raw, "schedule.keyframes[2@5000].reg-polar")
     assert str(err.value) == (
         "config path `schedule.keyframes[2@5000].reg-polar`: keyframe 2 has STEP 2000+10, not STEP 5000 as "
         "the path records: the schedule changed since the path was written (a row added or removed above "
@@ -351,7 +349,7 @@ def test_a_row_inserted_above_does_not_move_a_step_address():
 )  # fmt: skip
 def test_bad_step_addresses(path, message):
     with pytest.raises(UserError) as err:
-        config.get_path({"schedule": {"keyframes": SHEET}}, path)
+        paths.get_path({"schedule": {"keyframes": SHEET}}, path)
     assert str(err.value) == message
 
 
@@ -359,8 +357,8 @@ def test_two_keyframes_at_one_step_need_the_index_too():
     sheet = [{"STEP": 0, "lr": 1.0}, {"STEP": 0, "reg-polar": 0.1}, {"STEP": 100, "lr": 0.5}]
     raw = {"schedule": {"keyframes": sheet}}
     with pytest.raises(UserError, match=r"keyframes 0, 1 all have STEP 0; address one of them as `\[0@0\]`"):
-        config.get_path(raw, "schedule.keyframes[@0].lr")
-    assert config.get_path(raw, "schedule.keyframes[1@0].reg-polar") == 0.1
+        paths.get_path(raw, "schedule.keyframes[@0].lr")
+    assert paths.get_path(raw, "schedule.keyframes[1@0].reg-polar") == 0.1
 
 
 def test_sweeps_address_keyframes_by_step_in_validate_and_trials(tmp_path, capsys):

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,22 @@ def test_an_experiment_path_that_does_not_load_is_a_clear_error():
         experiment.get("nowhere")
     with pytest.raises(UserError, match=r"os:sep is a str, not an Experiment"):
         experiment.get("os:sep")
+
+
+def test_an_installed_package_registers_an_experiment_by_entry_point(outside, monkeypatch):
+    monkeypatch.syspath_prepend(str(outside))
+    point = EntryPoint(name="tinyreg", value="tinyreg.exp:EXPERIMENT", group=experiment.ENTRY_POINTS)
+
+    def entry_points(group: str, name: str | None = None) -> list[EntryPoint]:
+        return [point] if group == point.group and name in (None, point.name) else []
+
+    monkeypatch.setattr(experiment, "entry_points", entry_points)
+    try:
+        assert experiment.known() == ["autoencoder", "projection", "tinyreg"]
+        found = experiment.get("tinyreg")
+        assert found.name == "tinyreg" and [s.name for s in found.scores] == ["mse", "weight_norm"]
+        assert experiment.goal_of("weight_norm") == "min"
+    finally:  # loaded experiments stay for the process: this one must not outlive the test
+        experiment._LOADED.pop("tinyreg", None)
+        for module in ("tinyreg.exp", "tinyreg"):
+            sys.modules.pop(module, None)

@@ -22,7 +22,7 @@ from latent_sweep.engine.session import LocalSession
 from latent_sweep.errors import UserError
 from latent_sweep.experiments import colors, proj_data
 from latent_sweep.experiments.projection import knn_graph
-from latent_sweep.spec import config
+from latent_sweep.spec import config, paths
 from latent_sweep.spec.checks import load_spec
 from latent_sweep.store.history import read_table
 
@@ -59,7 +59,7 @@ def one_thread():
 def trial(**changes) -> dict:
     raw = copy.deepcopy(BASE)
     for path, value in changes.items():
-        config.set_path(raw, path.replace("__", "."), value)
+        paths.set_path(raw, path.replace("__", "."), value)
     return raw
 
 

@@ -34,7 +34,8 @@ from latent_sweep.analysis.results import load_evals, member_rows, read_trial_co
 from latent_sweep.engine.registry import run_trial
 from latent_sweep.engine.session import LocalSession
 from latent_sweep.errors import UserError
-from latent_sweep.spec import config, population
+from latent_sweep.scores import summary
+from latent_sweep.spec import config
 from latent_sweep.spec.checks import load_spec
 from latent_sweep.store.history import read_table
 from latent_sweep.store.lock import LOCK_FILE, ResultsLock
@@ -110,7 +111,7 @@ def test_optuna_optimizes_the_success_rate_of_population_trials(local_ray, tmp_p
         assert last["hue_corr"] == pytest.approx(members["hue_corr"].mean())
         assert last["hue_corr_min"] == pytest.approx(members["hue_corr"].min())
         assert last["recon_mse_std"] == pytest.approx(members["recon_mse"].std(ddof=0))
-        assert last["success_rate"] == pytest.approx(population.success_mask(members, SUCCESS).mean())
+        assert last["success_rate"] == pytest.approx(summary.success_mask(members, SUCCESS).mean())
         assert last["diverged_rate"] == 0.0
 
     with pytest.raises(UserError, match="already holds a sweep; continue it with `latent-sweep resume"):

@@ -45,9 +45,10 @@ from latent_sweep.analysis.results import (
 )
 from latent_sweep.analysis.tables import Listing, format_cell
 from latent_sweep.errors import UserError
+from latent_sweep.scores import summary
 from latent_sweep.scores.pareto import front_mask, pareto_front
 from latent_sweep.scores.stats import binomial_ci, bootstrap_ci, pair_groups, paired_stats
-from latent_sweep.spec import experiment, population
+from latent_sweep.spec import experiment
 from latent_sweep.spec.columns import config_column, query_columns
 from latent_sweep.spec.sweep_block import is_score
 
@@ -201,7 +202,7 @@ def mark_front(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> pd.DataFrame:
         if len(metrics) > 1:
             scores = [c for c in part.select_dtypes("number").columns if is_score(c)]
             stats = pd.DataFrame(
-                {tid: population.summarize(g, scores, sweep.success) for tid, g in part.groupby("trial_id")}
+                {tid: summary.summarize(g, scores, sweep.success) for tid, g in part.groupby("trial_id")}
             ).T
             if all(m in stats for m in metrics):
                 on_front = stats.index[front_mask(stats, metrics, [d for _, d in sweep.objectives])]
@@ -405,12 +406,12 @@ def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) ->
     if SUCCESS in df.columns:
         problem = f"would replace the trials' own `{SUCCESS}` column"
     else:
-        problem = population.success_problem(expr, score_columns(df))
+        problem = summary.success_problem(expr, score_columns(df))
     if problem and not asked:  # the sweeps' own applies where their scores can answer it
         return df, ""
     if problem:
         raise UserError(f"--success {problem}")
-    ok = population.success_mask(df, expr)
+    ok = summary.success_mask(df, expr)
     if "diverged_at" in df:  # as `success_rate` counts: a diverged member fails
         ok = ok & df["diverged_at"].isna().to_numpy()
     return df.assign(**{SUCCESS: ok.astype(float)}), f"success: {expr} (a diverged member fails)"

@@ -32,7 +32,7 @@ import pandas as pd
 
 from latent_sweep.errors import UserError
 from latent_sweep.scores.declarations import Goal, check_returned
-from latent_sweep.spec import population
+from latent_sweep.spec import experiment, population
 from latent_sweep.spec.columns import Keyframes
 from latent_sweep.spec.config import read_yaml
 from latent_sweep.spec.experiment import goal_of
@@ -255,7 +255,7 @@ def member_rows(
     if goals is None:
         goals = {s: goal_of(s) or "max" for s in found}
     elif len(evals):
-        check_returned(str(trial_raw.get("experiment", "autoencoder")), goals, found)
+        check_returned(str(experiment.kind_of(trial_raw)), goals, found)
     rows = []
     for member, raw in enumerate(population.member_raws(trial_raw)):
         own = _of_member(evals, member)

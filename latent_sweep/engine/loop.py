@@ -27,8 +27,8 @@ from latent_sweep.engine.optim import PopulationAdam
 from latent_sweep.engine.recording import Recorder, due, history_every
 from latent_sweep.engine.session import Session
 from latent_sweep.errors import TrialDiverged
+from latent_sweep.scores import summary
 from latent_sweep.scores.declarations import check_returned
-from latent_sweep.spec import population
 from latent_sweep.spec.experiment import declared
 from latent_sweep.spec.population import Members
 from latent_sweep.spec.timeline import Timeline
@@ -190,13 +190,13 @@ def train(pop: Population, members: Members, session: Session, success: str | No
                 "diverged_at": diverged_at.clone(),
                 "experiment": pop.state_dict(done),
             }
-        summary = population.summarize(result, score_names(result), success)
-        rec.report(session, done, total, result, {**summary, **metrics}, state)
+        stats = summary.summarize(result, score_names(result), success)
+        rec.report(session, done, total, result, {**stats, **metrics}, state)
     if start == total and not rec.evaluated(total):
         # A PBT trial that took over a finished trial's checkpoint ends there: its final scores
         # are the ones that checkpoint holds, evaluated at the last step like any trial's.
-        summary = population.summarize(result, score_names(result), success)
-        rec.report(session, total, total, result, {**summary, **metrics}, None)
+        stats = summary.summarize(result, score_names(result), success)
+        rec.report(session, total, total, result, {**stats, **metrics}, None)
         rec.flush()
     return result
 

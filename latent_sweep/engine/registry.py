@@ -12,7 +12,9 @@ import pandas as pd
 import torch
 import yaml
 
+from latent_sweep.engine import loop
 from latent_sweep.engine.process import trial_process
+from latent_sweep.engine.recording import pick_device
 from latent_sweep.engine.session import Session
 from latent_sweep.errors import TrialDiverged
 from latent_sweep.spec import experiment
@@ -45,4 +47,6 @@ def run_trial(
     seed_everything(members.seeds[0])
     # Denormals flushed, freed memory kept for reuse; the caller's process as it was after.
     with trial_process():
-        return experiment.get(members.cfg.experiment).train(members, session, success)
+        device = pick_device(members.cfg.device)
+        population = experiment.get(members.cfg.experiment).population(members, device)
+        return loop.train(population, members, session, success)

@@ -13,13 +13,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
 from latent_sweep.engine import loop
 from latent_sweep.engine.models import STREAM_BATCHES, ColorAutoencoders
-from latent_sweep.engine.recording import pick_device
-from latent_sweep.engine.session import Session
 from latent_sweep.engine.streams import MemberStreams
 from latent_sweep.experiments import colors
 from latent_sweep.experiments.ae_config import AutoencoderConfig
@@ -31,7 +28,7 @@ from latent_sweep.spec.experiment import Experiment
 from latent_sweep.spec.population import Members
 from latent_sweep.spec.timeline import Timeline
 
-__all__ = ["EXPERIMENT", "AutoencoderConfig"]
+__all__ = ["EXPERIMENT", "AutoencoderConfig", "Autoencoders"]
 
 
 @dataclass
@@ -359,22 +356,11 @@ def member_powers(members: Members, device: torch.device) -> dict[str, torch.Ten
     return out
 
 
-def preflight(members: Members) -> None:
-    """Nothing beyond the config's own checks: the color data are built in, not read."""
-
-
-def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
-    """Train the autoencoder population under its schedules; report scores and checkpoints."""
-    device = pick_device(members.cfg.device)
-    return loop.train(Autoencoders(members, device), members, session, success)
-
-
 EXPERIMENT = Experiment(
     name="autoencoder",
     config=AutoencoderConfig,
     scores=SCORES,
-    train=train,
-    preflight=preflight,
+    population=Autoencoders,
     # A `separate` term's power: the batched loss takes it per member (`member_powers`).
     vectorizable=(r"terms\[\d+\]\.power",),
     key_scores=("hue_corr", "hue_order", "recon_mse", "anchor_error_*", "trustworthiness_k10"),

@@ -14,14 +14,11 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from pydantic import Field
 
 from latent_sweep.engine import loop
 from latent_sweep.engine.models import STREAM_BATCHES, Projections
-from latent_sweep.engine.recording import pick_device
-from latent_sweep.engine.session import Session
 from latent_sweep.engine.streams import MemberStreams
 from latent_sweep.errors import UserError
 from latent_sweep.experiments import colors, proj_data
@@ -33,7 +30,7 @@ from latent_sweep.spec.experiment import Experiment
 from latent_sweep.spec.population import Members
 from latent_sweep.spec.trial import Strict, TrialConfig
 
-__all__ = ["EXPERIMENT", "ProjectionConfig"]
+__all__ = ["EXPERIMENT", "ProjectionConfig", "Projectors"]
 
 TERMS = ("attraction", "repulsion")
 HUE_SCORES = ("hue_corr", "hue_order", "hue_winding")
@@ -298,17 +295,11 @@ class Projectors:
         pass
 
 
-def train(members: Members, session: Session, success: str | None = None) -> pd.DataFrame:
-    """Train the projection population under its schedules; report scores and checkpoints."""
-    device = pick_device(members.cfg.device)
-    return loop.train(Projectors(members, device), members, session, success)
-
-
 EXPERIMENT = Experiment(
     name="projection",
     config=ProjectionConfig,
     scores=SCORES,
-    train=train,
+    population=Projectors,
     preflight=preflight,
     key_scores=("trustworthiness_k10", "continuity_k10", "knn_accuracy_k10", "hue_corr"),
 )

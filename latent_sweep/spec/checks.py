@@ -10,7 +10,8 @@ import importlib.util
 from pathlib import Path
 
 from latent_sweep.errors import UserError
-from latent_sweep.spec import config, population
+from latent_sweep.scores import summary
+from latent_sweep.spec import paths, population
 from latent_sweep.spec.experiment import declared
 from latent_sweep.spec.population import build_members, preflight
 from latent_sweep.spec.schedule import Dopesheet
@@ -69,7 +70,7 @@ def _check_space(spec: SweepSpec) -> None:
                 raise field_error(src, loc, "is also set by `sweep.seeds`; sample the seed in one place")
         else:
             try:
-                config.get_path(spec.base, path)
+                paths.get_path(spec.base, path)
             except UserError as err:
                 why = str(err).removeprefix(f"config path `{path}`: ")
                 raise field_error(src, loc, f"does not name a value in the base config: {why}") from None
@@ -106,10 +107,10 @@ def _check_metric(spec: SweepSpec, metric: str) -> None:
                 src,
                 "sweep.metric",
                 "is `success_rate`, but the sweep defines no `sweep.success` expression to count "
-                f"successful members with; add one, e.g. `success: {population.SUCCESS_EXAMPLE}`",
+                f"successful members with; add one, e.g. `success: {summary.SUCCESS_EXAMPLE}`",
             )
         return
-    problem = population.success_problem(b.success, scores)
+    problem = summary.success_problem(b.success, scores)
     if problem:
         raise field_error(src, "sweep.success", problem)
 

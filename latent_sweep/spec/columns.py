@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import Any
 
 from latent_sweep.errors import UserError
-from latent_sweep.spec.config import StepRef, resolve_path, step_addresses
+from latent_sweep.spec.paths import StepRef, resolve_path, step_addresses
 
 PREFIX = "config."
 KEYFRAMES = "schedule.keyframes"

@@ -1,9 +1,9 @@
 """Experiments as objects, and the one registry that finds them.
 
 An `Experiment` is everything the framework knows about one kind of trial: its config class,
-the scores it declares, which config paths may differ between the members of one population,
-the scores tables show first, its preflight checks and its `train`. The built-in experiments
-and a user's own are found the same way, by name (docs/experiments.md):
+the scores it declares, the population the training loop trains, which config paths may differ
+between the members of one population, the scores tables show first and its preflight checks.
+The built-in experiments and a user's own are found the same way, by name (docs/experiments.md):
 
 * a built-in name (`autoencoder`, `projection`);
 * a name another installed package registers under the entry point group
@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from latent_sweep.errors import UserError
 from latent_sweep.scores.declarations import Goal, Score
@@ -46,21 +44,20 @@ def _no_preflight(members: Any) -> None:
 class Experiment:
     """What an experiment hands the framework.
 
-        `train(members, session, success)` trains a population (`spec.population.Members`: the
-        validated configs, seeds and schedules) through a `Session` and returns each member's final
-        scores; the engine's `loop.train` does all of it given a population object. `scores` must
-        list every score its evaluation returns. `vectorizable` are regular expressions of config
-        paths whose values may differ between members of one population trial (beyond the seed and
-        the schedule's values, which always may). `key_scores` are the scores tables show first
-    (`*` matches any part of a name: `anchor_error_*`).
-        `preflight(members)` raises a `UserError` for what would stop a trial before its first
-        step (input files, their sizes).
+    `population(members, device)` builds what the engine's loop trains (`engine.loop.Population`)
+    from the trial's members (`spec.population.Members`: the validated configs, seeds and
+    schedules) on a torch device. `scores` must list every score its evaluation returns.
+    `vectorizable` are regular expressions of config paths whose values may differ between
+    members of one population trial (beyond the seed and the schedule's values, which always
+    may). `key_scores` are the scores tables show first (`*` matches any part of a name:
+    `anchor_error_*`). `preflight(members)` raises a `UserError` for what would stop a trial
+    before its first step (input files, their sizes).
     """
 
     name: str
     config: type  # a pydantic model deriving from spec.trial.TrialConfig
     scores: tuple[Score, ...]
-    train: Callable[..., pd.DataFrame]
+    population: Callable[..., Any]  # (members, device) → an engine.loop.Population
     preflight: Callable[[Any], None] = _no_preflight
     vectorizable: tuple[str, ...] = ()
     key_scores: tuple[str, ...] = field(default=())

@@ -1,4 +1,4 @@
-"""Populations: the members one trial trains together, and the statistics it reports over them.
+"""Populations: the members one trial trains together (what it reports over them: `scores.summary`).
 
 A trial config may hold `members:`, a list of mappings from config paths to values (`seed`
 included) that each member sets on top of the rest of the config:
@@ -16,20 +16,16 @@ phases) is a shape the members share; a population that differs there is a valid
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
-import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from latent_sweep.errors import UserError
-from latent_sweep.spec import config, experiment
+from latent_sweep.spec import config, experiment, paths
 from latent_sweep.spec.columns import flatten
 from latent_sweep.spec.timeline import Timeline
 from latent_sweep.spec.trial import TrialConfig
@@ -41,7 +37,6 @@ SHARED_VECTORIZABLE = (
     r"schedule\.keyframes\[(\d+|\d*@[^\[\]]+)\]\.[^.\[\]]+",  # by index or by STEP
     r"schedule\.scale\.[^.\[\]]+",
 )
-STATS = ("mean", "std", "min", "max")
 # Members of one trial: one batched model. A GPU trains tens of thousands of these tiny models
 # per step (the population benchmark goes to 16,384); the bound keeps a typo from building a
 # million member configs.
@@ -81,7 +76,7 @@ def member_raws(trial_raw: dict, source: str | None = None) -> list[dict]:
         key = json.dumps(rest, sort_keys=True, default=str)
         if key not in shared:
             shared[key] = copy.deepcopy(base)
-            config.set_paths(shared[key], rest)
+            paths.set_paths(shared[key], rest)
         out.append({**shared[key], **({"seed": member["seed"]} if "seed" in member else {})})
     return out
 
@@ -207,68 +202,3 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) < len(seeds) or min(seeds) < 0:
         raise UserError(f"--seeds must name distinct seeds ≥ 0, but got `{text}`")
     return seeds
-
-
-SUCCESS_EXAMPLE = "hue_order >= 0.999 and abs(hue_winding) == 1"
-# What a success expression may hold: comparisons and arithmetic over score names, `abs`, numbers.
-SUCCESS_NODES = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
-    ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Compare, ast.Eq, ast.NotEq,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Call, ast.Name, ast.Load, ast.Constant,
-)  # fmt: skip
-
-
-def success_problem(expr: str, scores: Sequence[str]) -> str | None:
-    """What is wrong with a success expression over members' `scores`, to follow the place it
-    was given (`sweep.success`, `--success`); None when it can be evaluated."""
-    hint = (
-        "expected comparisons of score names, joined with `and`/`or`/`not`, with numbers, arithmetic "
-        f"and `abs(...)`, e.g. `{SUCCESS_EXAMPLE}`"
-    )
-    try:
-        tree = ast.parse(expr.strip(), mode="eval")
-    except SyntaxError as err:
-        return f"is not a valid expression ({err.msg}): `{expr}`; {hint}"
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id != "abs" and node.id not in scores:
-            return (
-                f"names `{node.id}`, which is not a score of this sweep's trials; the expression is "
-                f"evaluated on each member's final scores ({', '.join(scores)}); {hint}"
-            )
-        called = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "abs"
-        constant = isinstance(node, ast.Constant) and isinstance(node.value, int | float)
-        if not isinstance(node, SUCCESS_NODES) or (isinstance(node, ast.Call) and not called):
-            # An operator node (`>>`) unparses to nothing: name its kind instead.
-            return f"uses `{ast.unparse(node) or type(node).__name__}` in `{expr}`; {hint}"
-        if isinstance(node, ast.Constant) and not constant:
-            return f"compares with `{node.value!r}`; {hint}"
-    names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id != "abs"})
-    try:
-        success_mask(pd.DataFrame({n: [0.0] for n in names}), expr)
-    except Exception as err:  # pandas raises many kinds here; all mean the expression is bad
-        return f"cannot be evaluated ({err}); {hint}"
-    return None
-
-
-def success_mask(scores: pd.DataFrame, expr: str) -> np.ndarray:
-    """Whether each member (row) satisfies `expr`, an expression over score names."""
-    ok = scores.eval(expr, engine="python")
-    return np.asarray(ok, dtype=bool)
-
-
-def summarize(scores: pd.DataFrame, names: list[str], success: str | None = None) -> dict[str, float]:
-    """What a trial reports: per score `<score>` (mean over members that did not diverge),
-    `<score>_std`, `_min`, `_max`; `diverged_rate`; `success_rate` when `success` is given
-    (a diverged member counts as a failure)."""
-    out: dict[str, float] = {}
-    for name in names:
-        v = scores[name].to_numpy(dtype=np.float64)
-        v = v[np.isfinite(v)]
-        stats = (v.mean(), v.std(), v.min(), v.max()) if len(v) else (math.nan,) * 4
-        out[name] = float(stats[0])
-        out.update({f"{name}_{s}": float(x) for s, x in zip(STATS[1:], stats[1:], strict=True)})
-    diverged = scores["diverged_at"].notna().to_numpy()
-    out["diverged_rate"] = float(diverged.mean())
-    if success is not None:
-        out["success_rate"] = float((success_mask(scores, success) & ~diverged).mean())
-    return out

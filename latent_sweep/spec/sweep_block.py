@@ -42,7 +42,8 @@ import pydantic
 from pydantic import Field, field_validator
 
 from latent_sweep.errors import UserError
-from latent_sweep.spec import config, population
+from latent_sweep.scores import summary
+from latent_sweep.spec import config, paths, population
 from latent_sweep.spec.experiment import goal_of
 from latent_sweep.spec.resources import Resources
 from latent_sweep.spec.trial import Strict
@@ -53,7 +54,7 @@ PARAMS = "params"  # a Tune config's sampled values: {"params": {path: value}}
 PACK = "pack"  # a packed Tune config's sampled configs: {"pack": [{path: value}, …]}
 SCALE_PREFIX = "schedule.scale."
 SEED_RANGE = 2**31 - 1
-STAT_SUFFIXES = tuple(f"_{s}" for s in population.STATS[1:])  # _std, _min, _max over members
+STAT_SUFFIXES = tuple(f"_{s}" for s in summary.STATS[1:])  # _std, _min, _max over members
 LEAF_FORMS = (
     "{uniform: [lo, hi]}, {loguniform: [lo, hi]}, {quniform: [lo, hi, q]}, {randint: [lo, hi]} "
     "(hi excluded), {choice: [a, b, …]} or {grid: [a, b, …]}"
@@ -263,7 +264,7 @@ def plain_value(value: Any) -> Any:
 def trial_config(base: dict, tune_config: dict) -> dict:
     """A Tune trial's config → the full trial config it runs (what its `config.yaml` holds)."""
     raw = copy.deepcopy(base)
-    config.set_paths(raw, {path: plain_value(value) for path, value in tune_config.get(PARAMS, {}).items()})
+    paths.set_paths(raw, {path: plain_value(value) for path, value in tune_config.get(PARAMS, {}).items()})
     if TRIAL_INDEX in tune_config:
         raw["seed"] = int(tune_config[TRIAL_INDEX])
     if PACK in tune_config:

@@ -3,7 +3,7 @@
 
 The leaderboard has one row per sampled config (a trial, or one config of a packed trial) with
 the statistics its trial reported over its seeds, recomputed from the member rows
-(`population.summarize`), best first by the sweep's metric (a Pareto search: its front first).
+(`summary.summarize`), best first by the sweep's metric (a Pareto search: its front first).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import pandas as pd
 from ray import cloudpickle, tune
 
 from latent_sweep.analysis.results import KEY_COLUMNS, META_COLUMNS
+from latent_sweep.scores import summary
 from latent_sweep.scores.pareto import front_mask
-from latent_sweep.spec import experiment, population
+from latent_sweep.spec import experiment
 from latent_sweep.spec.columns import Keyframes
 from latent_sweep.spec.sweep_block import SampledSeed, SweepSpec
 from latent_sweep.store import layout
@@ -58,7 +59,7 @@ def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
 
 def config_summaries(df, spec: SweepSpec):
     """One row per sampled config (its trial and sampled values): its seeds and, over them, the
-    statistics its trial reported (`population.summarize`): the sweep's metric, then the means
+    statistics its trial reported (`summary.summarize`): the sweep's metric, then the means
     of the experiment's first key scores."""
     b = spec.block
     keyframes = Keyframes.of(spec.base)
@@ -79,7 +80,7 @@ def config_summaries(df, spec: SweepSpec):
         first = group.iloc[0]
         row = {c: first[c] for c in ["trial_id", "status", *params]}
         row["seeds"] = len(group)
-        stats = population.summarize(group, scores, b.success) if scores else {}
+        stats = summary.summarize(group, scores, b.success) if scores else {}
         picked = [*spec.metrics, "success_rate", *key[:LEADING_SCORES]]
         row.update({k: stats[k] for k in dict.fromkeys(picked) if k in stats})
         row.update({c: first[c] for c in ("steps", "error")})

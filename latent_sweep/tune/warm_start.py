@@ -14,7 +14,7 @@ import pandas as pd
 
 from latent_sweep.analysis.results import load_sweeps
 from latent_sweep.errors import UserError
-from latent_sweep.spec import population
+from latent_sweep.scores import summary
 from latent_sweep.spec.sweep_block import Leaf, SampledSeed, SweepSpec, is_score
 from latent_sweep.store import layout
 
@@ -74,7 +74,7 @@ def warm_start(spec: SweepSpec) -> WarmStart:
 def _metric_values(spec: SweepSpec, group: pd.DataFrame, scores: list[str]) -> list[float] | None:
     """This sweep's metric(s) over a config's member rows, as its trial would report them;
     None when one is missing or not finite."""
-    stats = population.summarize(group, scores, spec.block.success)
+    stats = summary.summarize(group, scores, spec.block.success)
     values = [stats.get(m) for m in spec.metrics]
     return values if all(v is not None and math.isfinite(v) for v in values) else None
 
