@@ -28,8 +28,8 @@ import optuna
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from latent_sweep.analysis.compare import key_scores, resolve_column
 from latent_sweep.analysis.results import Sweep, load_sweeps, nunique
+from latent_sweep.analysis.select import key_scores, resolve_column
 from latent_sweep.analysis.tables import Listing, format_cell
 from latent_sweep.errors import UserError
 

@@ -19,10 +19,10 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from latent_sweep.analysis.compare import key_scores
 from latent_sweep.analysis.figures import log_scale, safe_name, save_figure
 from latent_sweep.analysis.importance import Configs, configs_of, importance
 from latent_sweep.analysis.results import load_sweeps, lower_is_better
+from latent_sweep.analysis.select import key_scores
 from latent_sweep.errors import UserError
 from latent_sweep.store import layout
 

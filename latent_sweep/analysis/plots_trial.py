@@ -33,7 +33,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from latent_sweep.analysis import plots_sweep
-from latent_sweep.analysis.compare import key_scores, sort_trials
 from latent_sweep.analysis.figures import log_scale, safe_name, save_figure
 from latent_sweep.analysis.results import (
     KEY_COLUMNS,
@@ -44,6 +43,7 @@ from latent_sweep.analysis.results import (
     load_sweeps,
     read_trial_config,
 )
+from latent_sweep.analysis.select import key_scores, sort_trials
 from latent_sweep.errors import UserError
 from latent_sweep.spec.population import member_raws
 from latent_sweep.spec.schedule import Dopesheet
