@@ -126,7 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Importance of the sampled parameters for a score (fANOVA over configs, seeds averaged).",
     )
     p.add_argument("results_dirs", nargs="+", help="sweep results directories")
-    p.add_argument("--score", help="score to explain (default: the sweep's metric)")
+    p.add_argument(
+        "--score", help="score to explain (default: the sweep's metric); `success`: the rate of --success"
+    )
+    p.add_argument("--where", help='only the members this holds for, e.g. "seed < 4" (half of the seeds)')
+    p.add_argument(
+        "--success",
+        metavar="EXPR",
+        help="with --score success: what a member's success is (default: the sweeps' `sweep.success`)",
+    )
     p.add_argument("--format", default="table", choices=["table", "csv", "markdown"])
     return parser
 
@@ -167,7 +175,8 @@ def dispatch(args: argparse.Namespace) -> int:
         options = _options(args, "scores", "pareto", "paired", "baseline", "bins", "success")
         return commands.compare(args.results_dirs, by=args.by, fmt=args.format, **options)
     if args.command == "importance":
-        return commands.importance(args.results_dirs, score=args.score, fmt=args.format)
+        options = _options(args, "score", "where", "success")
+        return commands.importance(args.results_dirs, fmt=args.format, **options)
     if args.command == "plot":
         return commands.plot(args.results_dir, args.trial, **_options(args, "member", "kind", "score", "out"))
     raise AssertionError(args.command)

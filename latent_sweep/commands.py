@@ -69,11 +69,12 @@ def compare(results_dirs: Sequence[str], *, fmt: str = "table", **options: Any) 
     return 0
 
 
-def importance(results_dirs: Sequence[str], *, score: str | None = None, fmt: str = "table") -> int:
+def importance(results_dirs: Sequence[str], *, fmt: str = "table", **options: Any) -> int:
+    """`importance_table` with `options` (score, where, success)."""
     # Optuna takes ~0.2 s to import; only this command and `plot --kind importance` use it.
     from latent_sweep.analysis.importance import importance_table
 
-    print_listing(importance_table(results_dirs, score=score), fmt)
+    print_listing(importance_table(results_dirs, **options), fmt)
     return 0
 
 

@@ -94,6 +94,23 @@ def test_the_table_names_the_score_and_what_was_averaged(driven, capsys):
     assert "choice [soft, hard]" in out  # brackets are text, not rich markup
 
 
+def test_a_success_rate_and_a_half_of_the_seeds_can_be_explained(driven, capsys):
+    success = "hue_corr > 0"  # lr scale > 1, up to the noise: the rate follows lr
+    code, out, err = run(
+        capsys, "importance", driven, "--score", "success", "--success", success, "--format", "csv"
+    )
+    assert (code, err) == (0, "")
+    assert pd.read_csv(io.StringIO(out))["parameter"].iloc[0] == "schedule.scale.lr"
+    code, out, _ = run(
+        capsys, "importance", driven, "--score", "success", "--success", success, "--where", "seed < 2"
+    )
+    assert code == 0
+    assert "fANOVA (seed 0) over 20 configs, each the mean of 2 members; members where seed < 2" in out
+    assert f"success: {success} (a diverged member fails)" in out
+    code, _, err = run(capsys, "importance", driven, "--score", "success")
+    assert code == 2 and "--score success needs --success EXPR" in err
+
+
 def test_configs_are_means_over_seeds_without_diverged_members(tmp_path):
     rows = driven_rows(configs=3, seeds=2)
     rows[1]["hue_corr"] = np.nan  # config t0's seed 1 diverged

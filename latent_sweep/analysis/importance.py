@@ -28,8 +28,9 @@ import optuna
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from latent_sweep.analysis.compare import SUCCESS, mark_success
 from latent_sweep.analysis.results import Sweep, load_sweeps, nunique
-from latent_sweep.analysis.select import key_scores, resolve_column
+from latent_sweep.analysis.select import filter_trials, key_scores, resolve_column
 from latent_sweep.analysis.tables import Listing, format_cell
 from latent_sweep.errors import UserError
 
@@ -185,8 +186,27 @@ def describe(configs: Configs) -> str:
     return f"fANOVA (seed {FANOVA_SEED}) over {len(configs.table)} configs, each {each}{dropped}"
 
 
-def importance_table(results_dirs: Sequence[str | Path], *, score: str | None = None) -> Listing:
-    """The importance table of the sweeps (`param_importance`), with what it was computed over."""
+def importance_table(
+    results_dirs: Sequence[str | Path],
+    *,
+    score: str | None = None,
+    where: str | None = None,
+    success: str | None = None,
+) -> Listing:
+    """The importance table of the sweeps (`param_importance`), with what it was computed over.
+    `where` keeps the member rows it holds for (e.g. `seed < 4`: half of the seeds); `score`
+    `success` explains the rate of members that satisfy `success` (default: the sweeps' own
+    `sweep.success`), each config's mean being its success rate."""
     df, sweeps = load_sweeps(results_dirs)
+    counted = ""
+    if score == SUCCESS or success is not None:
+        df, counted = mark_success(df, sweeps, success)
+        if SUCCESS not in df:
+            raise UserError("--score success needs --success EXPR: the sweeps share no `sweep.success`")
+        score = SUCCESS
+    if where:
+        df = filter_trials(df, where, sweeps)
     configs = configs_of(df, sweeps, score)
-    return Listing(importance(configs), title=f"importance for {configs.score}", note=describe(configs))
+    notes = [describe(configs), f"members where {where}" if where else "", counted]
+    note = "; ".join(n for n in notes if n)
+    return Listing(importance(configs), title=f"importance for {configs.score}", note=note)
