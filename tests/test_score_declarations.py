@@ -101,8 +101,8 @@ def test_an_undeclared_or_missing_score_stops_the_trial(change, problem, tiny_ex
         run_trial(raw, LocalSession(tmp_path))
     names = ", ".join(declared(config.validate(raw)))
     assert str(err.value) == (
-        f"experiment `autoencoder` {problem} for this config (declared: {names}); its `SCORES` must list "
-        "every score its evaluation returns (latent_sweep.scores.declarations)"
+        f"experiment `autoencoder` {problem} for this config (declared: {names}); its "
+        "`Experiment.scores` must list every score its evaluation returns (latent_sweep.scores.declarations)"
     )
     assert not (tmp_path / "evals").exists()  # nothing half-scored was written
 
