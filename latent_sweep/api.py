@@ -66,14 +66,15 @@ def train(
     out: str | Path | None = None,
     steps: int | None = None,
     overrides: Overrides = None,
-    threads: int | None = None,
+    threads: int | None = local.THREADS,
 ) -> pd.DataFrame:
     """Train one trial in this process, without Ray: the base config of a sweep file, a trial's
     config.yaml, or a config dict. `seeds` (a list, or `0-19`/`0,2,5-7`) trains those seeds as one
     population; `out` is the trial directory (default `results/train/<name>-<seeds>`; a directory
     holding this very trial continues from its last checkpoint); `threads` sets torch's threads
-    (default: left as they are). Shows progress as `latent-sweep train` does. Returns the trial's
-    rows, one per member."""
+    while it trains (default 1, as `latent-sweep train`: these models are tiny, and more threads
+    only slow them; None leaves torch's as they are). Shows progress as `latent-sweep train` does.
+    Returns the trial's rows, one per member."""
     trial_dir, _ = local.train(
         config,
         seed=seed,

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="stop after this many steps")
     train_dir = f"{layout.STORAGE_ROOT}/{layout.TRAIN_DIR}"
     p.add_argument("--out", help=f"trial directory (default: {train_dir}/<name>-seed<N>)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: these models are tiny)")
+    # No default here: `local.train`'s (THREADS), which `latent_sweep.train` shares.
+    p.add_argument("--threads", type=int, help="torch threads (default 1: these models are tiny)")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
 
     p = add("validate", "Check a sweep file and the schedules it names, without running anything.")
@@ -167,7 +168,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "train":
         options = _options(args, "seed", "seeds", "steps", "out", "threads")
-        return commands.train(args.config, overrides=args.set, **options)
+        given = {name: value for name, value in options.items() if value is not None}  # else its defaults
+        return commands.train(args.config, overrides=args.set, **given)
     if args.command == "table":
         options = _options(args, "where", "sort", "top", "columns", "out")
         return commands.table(args.results_dirs, fmt=args.format, **options)

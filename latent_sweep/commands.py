@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from latent_sweep.analysis.compare import compare_groups, trials_table
-from latent_sweep.analysis.tables import Listing, render, rich_table, write_output, write_parquet
+from latent_sweep.analysis.tables import Listing, render, terminal_table, write_output, write_parquet
 from latent_sweep.engine import local
 from latent_sweep.engine.local import OnReport, TrainStart
 from latent_sweep.errors import UserError
@@ -101,15 +101,17 @@ def plot(
 
 def print_listing(listing: Listing, fmt: str, out: str | Path | None = None) -> None:
     """Print `listing` as a table, csv or markdown, or write it to `out` (also as parquet);
-    its note follows (not in csv)."""
+    its note follows (not in csv). On a terminal a table fits its width (`terminal_table`); off
+    one it is as wide as it is."""
     if fmt == "parquet":
         assert out is not None  # `table` requires --out first
         write_parquet(listing.frame, Path(out))
         print(f"wrote {out}")
         return
     if fmt == "table" and not out and sys.stdout.isatty():
-        Console().print(rich_table(listing.frame, listing.title))  # as wide as the terminal
-        text = f"{listing.note}\n" if listing.note else ""
+        console = Console()  # in the terminal's colors, as wide as it is
+        table, text = terminal_table(listing, console.width)
+        console.print(table)
     else:
         text = render(listing, fmt)
     if out:

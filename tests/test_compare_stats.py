@@ -277,3 +277,29 @@ def test_a_bad_success_expression_is_one_line(soft_hard, capsys):
         "is evaluated on each member's final scores (hue_corr, anchor_error_red); expected comparisons"
     )
     assert len(err.strip().splitlines()) == 1
+
+
+def test_no_pairs_at_all_is_an_error_that_names_the_seeds(tmp_path, capsys):
+    """One seed per config, drawn per trial: no member of one group shares a seed with the other's."""
+    rows = [member(f"h{s}", "hard", 1.0, s, 0.9, 0.2) for s in range(4)]
+    rows += [member(f"s{s}", "soft", 1.0, s, 0.9, 0.2) for s in range(10, 17)]
+    root = write_sweep(tmp_path / "unpaired", rows, SPACE)
+    code, out, err = compare(capsys, root, "--by", "labels.mode", "--paired", "--scores", "hue_corr")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: --paired found no pairs: it pairs each member of a group of `config.labels.mode` with "
+        "the member of the baseline `hard` that has the same seed and other sampled values, but no "
+        "other group has a seed of the baseline's. Seeds by group: hard: 0, 1, 2, 3; soft: 10, 11, 12, "
+        "13, 14, … (7 seeds). Pairs need each config run on the same seeds (e.g. `sweep.seeds: 4`); "
+        "compare without --paired for each group's statistics\n"
+    )
+
+
+def test_no_pairs_when_members_with_a_seed_in_common_differ_in_other_sampled_values(tmp_path, capsys):
+    rows = [member("h0", "hard", 1.0, 0, 0.9, 0.2), member("h1", "hard", 2.0, 1, 0.9, 0.2)]
+    rows += [member("s0", "soft", 2.0, 0, 0.9, 0.2), member("s1", "soft", 1.0, 1, 0.9, 0.2)]
+    root = write_sweep(tmp_path / "apart", rows, SPACE)
+    code, _, err = compare(capsys, root, "--by", "labels.mode", "--paired")
+    assert code == 2 and err.count("\n") == 1
+    assert "but the members that share a seed differ in the other sampled values " in err
+    assert "(config.schedule.scale.reg-polar). Seeds by group: hard: 0, 1; soft: 0, 1. Pairs need" in err

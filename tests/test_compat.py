@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import re
+import warnings
 
 import numpy as np
 import optuna
@@ -76,7 +78,27 @@ DROPPED = {
     "ray.tune.execution.tune_controller": ("Trial task failed", "Trial task failed for trial t_1"),
     "ray.tune.tune": ("Tuner.restore(", 'Resume experiment with: Tuner.restore(path="x", trainable=...)'),
     "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics", "Failed to fetch metrics for 1"),
+    "ray._private.authentication.authentication_token_setup": (
+        "Token authentication is enabled for this Ray cluster",
+        "Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out.",
+    ),
 }
+
+
+def test_the_token_notice_filter_keeps_the_warning_that_authentication_is_off():
+    keep = dict(_compat.LOG_FILTERS)["ray._private.authentication.authentication_token_setup"]
+    off = "Token authentication is disabled for this Ray cluster. Anyone with network access can …"
+    name = "ray._private.authentication.authentication_token_setup"
+    assert keep(logging.LogRecord(name, logging.WARNING, __file__, 0, off, None, None))
+
+
+def test_local_cpus_is_the_count_ray_init_starts_with():
+    internal = "ray._private.utils.get_num_cpus, called by ray.init for a local Ray without num_cpus"
+    from ray._private import resource_and_label_spec, utils
+
+    assert _compat.local_cpus() == utils.get_num_cpus() > 0, ray_moved(internal)
+    # ray.init → Node → ResourceAndLabelSpec.resolve: a local Ray without num_cpus takes this count.
+    assert "get_num_cpus(" in inspect.getsource(resource_and_label_spec), ray_moved(internal)
 
 
 @pytest.mark.parametrize("name", list(DROPPED))
@@ -248,3 +270,49 @@ def test_mlflow_callback_runs_and_artifacts(tmp_path, mlflow_uri_kept, monkeypat
     except (AttributeError, KeyError, TypeError) as err:
         pytest.fail(f"{ray_moved(MLFLOW)}: {err}")
     assert [a.path for a in MlflowClient(uri).list_artifacts(run_id)] == ["latent.png"]
+
+
+REPEATED = "the text of Trial.report's warning for a step reported before (REPEATED_STEP)"
+
+
+def test_the_repeated_step_warning_is_silenced_inside_only(quiet_optuna):
+    trial = optuna.create_study().ask()
+    trial.report(0.5, 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = list(warnings.filters)
+        with _compat.without_repeated_step_warnings():
+            trial.report(0.5, 4)
+            warnings.warn("another warning", UserWarning, stacklevel=1)  # others still show
+        assert warnings.filters == before
+        trial.report(0.5, 4)
+    assert str(caught[0].message) == "another warning"
+    (repeated,) = caught[1:]
+    assert re.fullmatch(_compat.REPEATED_STEP, str(repeated.message)), optuna_moved(REPEATED)
+
+
+WANDB = (
+    "WandbLoggerCallback._remote_logger_class (made once, if unset), ._logger_actor_cls, "
+    "._trial_logging_actors, ._signal_logging_actor_stop, WANDB_ENV_VAR, "
+    "ray.air.util.node._force_on_current_node"
+)
+
+
+def test_wandb_callback_makes_its_actor_class_once_and_keeps_its_loggers_by_trial():
+    """The shape, read from the source (the slow tests in test_quiet_sweeps.py run it)."""
+    from ray.air.integrations import wandb as ray_wandb
+    from ray.air.util import node
+
+    callback = ray_wandb.WandbLoggerCallback
+    start = inspect.getsource(callback._start_logging_actor)
+    assert "if not self._remote_logger_class:" in start, ray_moved(WANDB)
+    assert "self._remote_logger_class.remote(" in start, ray_moved(WANDB)
+    assert "self._trial_logging_actors[trial] = " in start, ray_moved(WANDB)
+    # Still the reason for ours: Ray's restarts its loggers, each given an actor handle (its queue).
+    assert "max_restarts=-1" in start and "queue=self._trial_queues[trial]" in start, ray_moved(WANDB)
+    assert callback._logger_actor_cls is ray_wandb._WandbLoggingActor, ray_moved(WANDB)
+    stop = inspect.getsource(callback._signal_logging_actor_stop)
+    assert "self._trial_queues[trial].put((_QueueItem.END, None))" in stop, ray_moved(WANDB)
+    assert ray_wandb.WANDB_ENV_VAR == _compat.WANDB_API_KEY, ray_moved(WANDB)
+    assert node._force_on_current_node is _compat._force_on_current_node, ray_moved(WANDB)
+    assert "ray.is_initialized()" in inspect.getsource(callback.__del__)  # why WandbCallback guards it

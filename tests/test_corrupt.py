@@ -92,7 +92,9 @@ def test_resume_rebuilds_damaged_parts_and_the_trials_table(finished, results, c
         ),
         out[1],
     )
-    assert out[2:4] == [f"rebuilt {trial.name}", f"resuming {results}"]
+    assert out[2] == f"rebuilt {trial.name}"
+    assert re.fullmatch(r"starting Ray \(local, \d+ CPUs\)…", out[3])  # the repairs come first
+    assert out[4] == f"resuming {results}"
     # The same rows as before the damage, and the same scores: the rerun is deterministic.
     for name, frame in frames(results).items():
         pd.testing.assert_frame_equal(frame, frames(finished)[name], obj=name)

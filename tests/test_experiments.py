@@ -43,6 +43,7 @@ def cli(where: Path, *args: str, timeout: int = 300) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter (or two CLI processes): seconds of imports
 def test_an_outside_experiment_validates_and_trains_a_population(outside):
     assert "tinyreg.yaml: ok" in cli(outside, "validate", "tinyreg.yaml")
     out = cli(outside, "train", "tinyreg.yaml", "--seeds", "0-3", "--out", "results/tinyreg-train")

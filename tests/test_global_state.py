@@ -69,6 +69,7 @@ print(json.dumps({"before": before, "after": state(), "modules": len(names),
 """
 
 
+@pytest.mark.slow  # a fresh interpreter (or two CLI processes): seconds of imports
 def test_importing_every_module_changes_nothing():
     done = subprocess.run(
         [sys.executable, "-c", IMPORT_ALL], cwd=ROOT, capture_output=True, text=True, timeout=120

@@ -195,14 +195,16 @@ def test_leaderboard_has_one_row_per_config_with_its_statistics(tmp_path, capsys
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "trials: 2 TERMINATED (6 members)"
     assert lines[1].split() == [
-        "trial_id", "status", "schedule.scale.reg-polar", "seeds", "success_rate", "hue_corr", "hue_order",
+        "trial_id", "status", "scale.reg-polar", "seeds", "success_rate", "hue_corr", "hue_order",
         "recon_mse", "steps",
     ]  # fmt: skip
-    assert [line.split()[:5] for line in lines[2:]] == [
+    assert [line.split()[:5] for line in lines[2:5]] == [
         ["g1", "TERMINATED", "1", "2", "1"],
         ["g0", "TERMINATED", "0.5", "2", "0.5"],
         ["g0", "TERMINATED", "2", "2", "0"],
     ]
+    # the legend of the short labels; every config is shown, so no `top N of M`
+    assert lines[5:] == ["scale.reg-polar = config.schedule.scale.reg-polar"]
 
 
 def test_results_dir_in_use_is_refused(tmp_path):

@@ -35,7 +35,14 @@ from latent_sweep.analysis.results import (
     lower_is_better,
     row_labels,
 )
-from latent_sweep.analysis.select import key_scores, minimize, resolve_column, score_columns, select_trials
+from latent_sweep.analysis.select import (
+    key_scores,
+    minimize,
+    optional_columns,
+    resolve_column,
+    score_columns,
+    select_trials,
+)
 from latent_sweep.analysis.tables import Listing, format_cell
 from latent_sweep.errors import UserError
 from latent_sweep.scores import summary
@@ -173,15 +180,19 @@ def paired_comparison(
         raise UserError(
             "--paired pairs members that share a seed, so it cannot group --by seed; group by a config path"
         )
+    # Members pair by seed and by the sampled values that vary within a group; a value constant
+    # within each group (a sweep's own fixed choice, compared --by name) is what is compared.
+    grouped = df.groupby(by, sort=True, observed=True)
+    sampled = dict.fromkeys(f"config.{p}" for s in sweeps for p in s.params)
     key = [
         "seed",
         *(
             c
-            for c in dict.fromkeys(f"config.{p}" for s in sweeps for p in s.params)
-            if c in df and c not in (by, "config.seed")
+            for c in sampled
+            if c in df and c not in (by, "config.seed") and (grouped[c].nunique(dropna=False) > 1).any()
         ),
     ]
-    groups = list(df.groupby(by, sort=True, observed=True).groups)
+    groups = list(grouped.groups)
     if len(groups) < 2:
         raise UserError(
             f"--paired needs at least two groups of `{by}`, but found {len(groups)}: "
@@ -191,8 +202,11 @@ def paired_comparison(
     if baseline is not None and baseline not in names:
         raise UserError(f"--baseline `{baseline}` is not a group of `{by}`; groups: {', '.join(names)}")
     base = groups[names.index(baseline)] if baseline is not None else groups[0]
+    found = pair_groups(df, by, key, scores, base)
+    if not any(len(pairs.table) for pairs in found):
+        raise UserError(_no_pairs(df, by, key, groups, base))
     rows, drops = [], []
-    for pairs in pair_groups(df, by, key, scores, base):
+    for pairs in found:
         drops.append(f"{pairs.group}: {len(pairs.table)} pairs, {pairs.dropped} members unpaired")
         for score in scores:
             rows.append(
@@ -201,6 +215,30 @@ def paired_comparison(
     title = f"paired against {by} = {base} by {', '.join(key)}"
     note = "group − baseline; " + "; ".join(drops)
     return pd.DataFrame(rows), title, note
+
+
+def _no_pairs(df: pd.DataFrame, by: str, key: Sequence[str], groups: list, base: object) -> str:
+    """Why `--paired` found no pairs at all, with the groups' seeds (a few of each)."""
+    seeds = {g: sorted(df.loc[df[by] == g, "seed"].dropna().unique()) for g in groups}
+    shown = "; ".join(f"{g}: {_few(seeds[g])}" for g in groups[:4]) + ("; …" if len(groups) > 4 else "")
+    if not any(set(seeds[g]) & set(seeds[base]) for g in groups if g != base):
+        why = "no other group has a seed of the baseline's"
+    elif key[1:]:
+        why = f"the members that share a seed differ in the other sampled values ({', '.join(key[1:])})"
+    else:
+        why = "the members of a group share their seeds, so none has one partner"
+    return (
+        f"--paired found no pairs: it pairs each member of a group of `{by}` with the member of the "
+        f"baseline `{base}` that has the same seed and other sampled values, but {why}. Seeds by group: "
+        f"{shown}. Pairs need each config run on the same seeds (e.g. `sweep.seeds: 4`); compare without "
+        "--paired for each group's statistics"
+    )
+
+
+def _few(values: list, shown: int = 5) -> str:
+    """`0, 3, 7, 9, 12, … (20 seeds)`."""
+    text = ", ".join(str(int(v)) if float(v).is_integer() else str(v) for v in values[:shown])
+    return text + (f", … ({len(values)} seeds)" if len(values) > shown else "")
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,7 +257,13 @@ def trials_table(
     a multi-objective sweep's front marked."""
     df, sweeps = load_sweeps(results_dirs)
     shown = select_trials(mark_front(df, sweeps), sweeps, where=where, sort=sort, top=top, columns=columns)
-    return Listing(shown, title=", ".join(s.label for s in sweeps))
+    restore = "--columns to choose the columns, --format markdown for every one"
+    return Listing(
+        shown,
+        title=", ".join(s.label for s in sweeps),
+        optional=optional_columns(shown, df, sweeps),
+        restore=restore,
+    )
 
 
 def compare_groups(
@@ -269,7 +313,15 @@ def compare_groups(
         senses = ", ".join(f"{c}:{'max' if m else 'min'}" for c, m in front)
         notes.append(f"trials on the trial-level Pareto front ({senses}): {', '.join(ids[on_front])}")
     shown = _display_stats(stats, columns) if formatted else stats
-    return Listing(shown, title=f"grouped by {by}", note="\n".join(n for n in notes if n))
+    # A narrow terminal leaves out scores from the last, never the first, --pareto's or success.
+    optional = tuple(reversed([c for c in columns[1:] if c not in (SUCCESS, *(c for c, _ in front))]))
+    return Listing(
+        shown,
+        title=f"grouped by {by}",
+        note="\n".join(n for n in notes if n),
+        optional=optional,
+        restore="--scores to choose the scores, --format markdown for every one",
+    )
 
 
 def mark_success(df: pd.DataFrame, sweeps: Sequence[Sweep], expr: str | None) -> tuple[pd.DataFrame, str]:

@@ -50,6 +50,30 @@ def default_columns(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
     return [c for c in dict.fromkeys(wanted) if c in df.columns]
 
 
+def optional_columns(shown: pd.DataFrame, df: pd.DataFrame, sweeps: Sequence[Sweep]) -> tuple[str, ...]:
+    """The columns of `shown` (rows of `df`) a narrow terminal may leave out, the least wanted
+    first: columns named beyond these (`--columns`), `status` where every row has the same, `steps`,
+    scores other than the key scores, `member` (where `seed` tells the members apart), then the
+    key scores from the last. Never the rows' names (sweep, trial_id, seed), the config columns
+    (the sampled parameters), the sweeps' metrics, a `status` that differs or the Pareto mark."""
+    keys = key_scores(df, sweeps)
+    metrics = {s.metric for s in sweeps}
+    scores = [c for c in score_columns(shown) if c not in metrics]
+    kept = {"sweep", "trial_id", "seed", "member", "status", "steps", "pareto", *metrics, *scores}
+    others = [c for c in shown.columns if c not in kept and not c.startswith("config.")]
+    status = ["status"] if "status" in shown and nunique(shown["status"]) == 1 else []
+    member = ["member"] if "seed" in shown else []
+    order = [
+        *reversed(others),
+        *status,
+        "steps",
+        *reversed([c for c in scores if c not in keys]),
+        *member,
+        *reversed([c for c in scores if c in keys]),
+    ]
+    return tuple(c for c in dict.fromkeys(order) if c in shown)
+
+
 def resolve_column(
     df: pd.DataFrame, name: str, option: str, scores_only: bool = False, sweeps: Sequence[Sweep] = ()
 ) -> str:

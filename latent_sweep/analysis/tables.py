@@ -1,9 +1,12 @@
-"""Trial tables as text and files: rich tables, CSV, Markdown (rendered here: pandas'
-`to_markdown` needs tabulate) and Parquet. Files appear whole (a temporary, then a rename)."""
+"""Trial tables as text and files: rich tables fitted to the terminal (`latent_sweep.analysis.fit`),
+CSV, Markdown (rendered here: pandas' `to_markdown` needs tabulate) and Parquet. Files appear
+whole (a temporary, then a rename)."""
 
 from __future__ import annotations
 
 import io
+import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +16,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from latent_sweep.analysis import fit
 from latent_sweep.errors import UserError
 from latent_sweep.store import atomic
 
@@ -41,37 +46,85 @@ def render_markdown(df: pd.DataFrame) -> str:
     return "\n".join(rows) + "\n"
 
 
-def rich_table(df: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title)
-    for c in df.columns:
-        table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
-    for values in df.itertuples(index=False):
-        table.add_row(*(escape(format_cell(v)) for v in values))  # `[lo, hi]` is not markup
-    return table
+def is_number_column(column: pd.Series) -> bool:
+    """Numbers right-aligned and never broken: a numeric column, or one of numbers and gaps."""
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    values = column.dropna()
+    return len(values) > 0 and all(isinstance(v, int | float | np.number) for v in values)
 
 
 @dataclass(frozen=True)
 class Listing:
     """A table as a command shows it: its rows, the title of a rich table and a note that
-    follows the table (not in CSV, which stays machine-readable)."""
+    follows the table (not in CSV, which stays machine-readable). Where a terminal is narrower
+    than the table, the `optional` columns may be left out, the first first, and a note says
+    which, and `restore`: how to see them."""
 
     frame: pd.DataFrame
     title: str
     note: str = ""
+    optional: tuple[str, ...] = ()
+    restore: str = "--format markdown shows every column"
 
 
-def render(listing: Listing, fmt: str) -> str:
-    """The text of `listing` as a table (rich, wide), csv or markdown, its note after it."""
+def terminal_table(listing: Listing, width: int | None, boxed: bool = True) -> tuple[Table, str]:
+    """`listing` as a rich table within `width` columns (None: as wide as it is) under short
+    column labels (`latent_sweep.analysis.fit`), and the text that follows it: a legend of the
+    labels, the columns left out, the listing's note, each within the width. `boxed` False: no
+    borders, as the leaderboard of a run prints in a log."""
+    df = listing.frame
+    names = [str(c) for c in df.columns]
+    labels = fit.short_labels(names)
+    columns = [
+        fit.Column(
+            name, labels[name], [format_cell(v) for v in df.iloc[:, i]], is_number_column(df.iloc[:, i])
+        )
+        for i, name in enumerate(names)
+    ]
+
+    def extra(n: int) -> int:  # borders and padding (0, 1): `Table._extra_width` and the padding
+        return 3 * n + 1 if boxed else 2 * max(n - 1, 0)
+
+    layout = fit.lay_out(columns, listing.optional, width, extra)
+    title = Text(listing.title) if listing.title else None  # Text: `[@5000]` is not markup
+    # Too wide even so: as wide as its columns (rich would narrow them all, cutting numbers), and
+    # the terminal cuts it at its edge.
+    wide = sum(layout.widths) + extra(len(layout.widths)) if layout.too_wide else None
+    table = Table(title=title, box=box.HEAVY_HEAD if boxed else None, pad_edge=boxed, width=wide)
+    for column, header, w in zip(layout.columns, layout.headers(), layout.widths, strict=True):
+        # The width is set, every line within it: rich neither wraps nor ellipsizes a cell.
+        justify = "right" if column.numeric else "left"
+        table.add_column(Text(header), justify=justify, width=w, no_wrap=True, overflow="fold")
+    for row in layout.rows():
+        table.add_row(*map(Text, row))  # Text: `[lo, hi]` is not markup
+    dropped = fit.dropped_note(layout, width, listing.restore)
+    notes = [*fit.legend_lines(layout, width), *fit.wrap(dropped, width), *fit.wrap(listing.note, width)]
+    return table, "".join(f"{line}\n" for line in notes)
+
+
+def terminal_width() -> int | None:
+    """The width tables fit: the terminal's (`COLUMNS` where it is set); off a terminal none: a
+    pipe, a file or a log keeps whole tables (rich would wrap them at 80 columns)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def render(listing: Listing, fmt: str, width: int | None = None, boxed: bool = True) -> str:
+    """The text of `listing` as a table (rich, within `width`, see `terminal_table`), csv or
+    markdown (whole, under the columns' names: scripts read them), its note after it."""
     df = listing.frame
     if fmt == "table":
-        # Off a terminal (a pipe, a file) rich would wrap at 80 columns; give wide tables room.
+        table, notes = terminal_table(listing, width, boxed)
+        # Off a terminal rich would wrap at 80 columns; the table's widths are set already.
         buffer = io.StringIO()
-        Console(file=buffer, width=1000).print(rich_table(df, listing.title))
-        text = buffer.getvalue()
-    elif fmt == "csv":
+        Console(file=buffer, width=width or 10_000).print(table)
+        lines = buffer.getvalue().splitlines()
+        return "".join(f"{line.rstrip()}\n" for line in lines) + notes
+    if fmt == "csv":
         return df.to_csv(index=False)
-    else:
-        text = render_markdown(df) + ("\n" if listing.note else "")
+    text = render_markdown(df) + ("\n" if listing.note else "")
     return text + (f"{listing.note}\n" if listing.note else "")
 
 

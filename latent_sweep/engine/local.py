@@ -18,6 +18,11 @@ from latent_sweep.store import atomic, layout
 
 OnReport = Callable[[dict, Path | None], None]  # (metrics, the checkpoint directory written or None)
 
+# torch threads a local trial trains with unless told otherwise, for `latent-sweep train` and
+# `latent_sweep.train` alike: as a sweep's trial (`resources.cpu: 1`). These models are tiny: more
+# threads cost more than they give (2 seeds × 2000 steps: 3 s on one thread, 19 s on torch's default).
+THREADS = 1
+
 
 @dataclass(frozen=True)
 class TrainStart:
@@ -67,12 +72,13 @@ def train(
     steps: int | None = None,
     overrides: config.Overrides = None,
     out: str | Path | None = None,
-    threads: int | None = None,
+    threads: int | None = THREADS,
     watch: Watch | None = None,
 ) -> tuple[Path, pd.DataFrame]:
     """Train one trial (the base config, no sampling) in this process, into `out` (default
     `results/train/<name>-<seeds>`), continuing from its last checkpoint when `out` holds this
-    very trial; `seeds` (`0-19`, `0,2,5-7` or a list) trains them as one population. Prints
+    very trial; `seeds` (`0-19`, `0,2,5-7` or a list) trains them as one population; torch uses
+    `threads` threads meanwhile (default THREADS, 1; None: torch's own setting). Prints
     nothing: `watch` is told where training starts and given each report (`latent_sweep.commands`
     draws progress with it). Returns the trial directory and each member's final scores."""
     # torch: seconds to import, which `table` and `compare` (importing this module) need not pay.

@@ -103,7 +103,7 @@ def pair_groups(
 
 def _key_strings(df: pd.DataFrame, key: Sequence[str]) -> pd.Series:
     # Text compares a value read from two sweeps alike (an int in one, a float in another).
-    return df[list(key)].astype(str).agg("\x1f".join, axis=1)
+    return df[list(key)].map(str).agg("\x1f".join, axis=1)  # str(nan) too: a value absent in one sweep
 
 
 def _unique_keys(rows: pd.DataFrame) -> pd.DataFrame:

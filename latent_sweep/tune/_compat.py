@@ -11,7 +11,10 @@ Ray (RAY_CHECKED):
   If renamed: Ray's progress tables and checkpoint-sync hints print among a sweep's own lines, and
   every sweep writes TensorBoard files.
 * The loggers and messages in LOG_FILTERS. If they move: Ray's tracebacks of failed trials, its
-  `Tuner.restore` hint and its "Failed to fetch metrics" lines print again.
+  `Tuner.restore` hint, its "Failed to fetch metrics" lines and its notice that token
+  authentication is on print again.
+* `ray._private.utils.get_num_cpus` (`local_cpus`): the CPUs a local Ray starts with. If it moves:
+  `run` and `resume` fail with an ImportError as they start Ray.
 * `Tuner._local_tuner._tune_config.search_alg` (`tuner_search_alg`): the searcher a restored Tuner
   runs. If it moves: `resume` of an Optuna sweep fails with an AttributeError.
 * `OptunaSearch._setup_study` (`HookedOptunaSearch.study_ready`) and its state `_ot_study`,
@@ -20,6 +23,11 @@ Ray (RAY_CHECKED):
 * `MLflowLoggerCallback._trial_runs` (trial → MLflow run id, filled by `log_trial_start`) and its
   `mlflow_util.save_artifacts(dir=, run_id=)` (`save_mlflow_artifacts`). If they move: a trial that
   logs to MLflow fails at its end, adding its latent plot.
+* `WandbLoggerCallback._remote_logger_class`, `._logger_actor_cls`, `._trial_logging_actors`,
+  `._signal_logging_actor_stop` and `ray.air.util.node._force_on_current_node`
+  (`make_wandb_actor_class`, `end_wandb_logs`). If they move: Ray's core worker logs an error as
+  each trial's W&B logger starts (restarts on, constructor arguments in the object store), or
+  Ctrl-C on a W&B sweep waits up to 30 minutes for its loggers.
 
 Optuna (OPTUNA_CHECKED):
 
@@ -29,22 +37,28 @@ Optuna (OPTUNA_CHECKED):
 * `optuna.samplers._lazy_random_state.LazyRandomState`, held by TPE's and NSGA-II's samplers and
   their parts (`sampler_random_states`). If it moves: this module fails to import; if the samplers
   stop holding one, a resumed sweep silently suggests other configs than the run it continues.
+* The text of `Trial.report`'s warning for a step reported before (REPEATED_STEP). If it changes: a
+  resumed Optuna sweep prints that warning for the steps its re-run trials report again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import optuna
+import ray
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from ray import tune
+from ray._private.utils import get_num_cpus
+from ray.air.util.node import _force_on_current_node
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -88,12 +102,25 @@ def _no_missing_metrics(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Failed to fetch metrics")
 
 
+def _no_token_auth_notice(record: logging.LogRecord) -> bool:
+    """`ray.init` says, at every start, that token authentication is on (Ray's default): nothing to
+    act on. Only that notice: its warning that authentication is *off* still prints."""
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
 # Ray's log lines that a sweep replaces with its own, or that say nothing to its user: (logger, filter).
 LOG_FILTERS = (
     ("ray.tune.execution.tune_controller", _no_trial_tracebacks),
     ("ray.tune.tune", _no_restore_hint),
     ("ray.tune.analysis.experiment_analysis", _no_missing_metrics),
+    ("ray._private.authentication.authentication_token_setup", _no_token_auth_notice),
 )
+
+
+def local_cpus() -> float:
+    """The CPUs `ray.init` gives a local Ray it starts (its container-aware count), known before it
+    starts: `sweep._ray` names them while Ray takes its seconds to start."""
+    return get_num_cpus()
 
 
 def _no_callback_telemetry(callbacks: Any) -> bool:
@@ -199,6 +226,20 @@ def reload_study(searcher: OptunaSearch, tune_trial_id: Callable[[FrozenTrial], 
 # Optuna
 
 
+# `Trial.report`'s warning for a step the trial reported before (the value is ignored).
+REPEATED_STEP = r"The reported value is ignored because this `step=\d+` is already reported\."
+
+
+@contextmanager
+def without_repeated_step_warnings() -> Iterator[None]:
+    """Optuna's warning for a step reported again, silenced while inside (the warnings filters are put
+    back after it). A resumed trial reports again the steps after its checkpoint that its journal
+    record outlived: the re-run is deterministic, so the ignored value is the one stored."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=REPEATED_STEP, category=UserWarning)
+        yield
+
+
 def stored_trial(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
     """The trial as its study's storage holds it now."""
     return study._storage.get_trial(trial._trial_id)
@@ -236,3 +277,29 @@ def mlflow_run_id(callback: Any, trial: Any) -> str:
 def save_mlflow_artifacts(callback: Any, trial: Any, directory: str) -> None:
     """The files in `directory` as artifacts of `trial`'s MLflow run."""
     callback.mlflow_util.save_artifacts(run_id=mlflow_run_id(callback, trial), dir=directory)
+
+
+# ---------------------------------------------------------------------------------------
+# Ray's W&B callback
+
+WANDB_API_KEY = "WANDB_API_KEY"  # Ray's `WANDB_ENV_VAR`, which it passes on to the logging actors
+
+
+def make_wandb_actor_class(callback: Any) -> None:
+    """Make the actor class of the callback's per-trial W&B loggers as `_start_logging_actor` does
+    (no CPU, on this node, `WANDB_API_KEY` passed on), but without restarts; it keeps the one set
+    here. Ray's own restarts them forever, and passes each its trial's queue, an actor handle that
+    Ray keeps in the object store: its core worker then logs an error (ray-project/ray#53727) as
+    each trial starts. Without restarts, a logger that dies loses the rest of its trial's W&B log;
+    the trial goes on."""
+    key = {WANDB_API_KEY: os.environ[WANDB_API_KEY]} if WANDB_API_KEY in os.environ else {}
+    callback._remote_logger_class = ray.remote(
+        num_cpus=0, **_force_on_current_node(), runtime_env={"env_vars": key}, max_restarts=0
+    )(callback._logger_actor_cls)
+
+
+def end_wandb_logs(callback: Any) -> None:
+    """Tell each of the callback's W&B loggers still running that its trial ended, as Ray's
+    `__del__` does. One told before (its trial ended, its upload not done) ignores it."""
+    for trial in list(callback._trial_logging_actors):
+        callback._signal_logging_actor_stop(trial=trial)

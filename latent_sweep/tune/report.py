@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 import time
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 from ray import cloudpickle, tune
 
 from latent_sweep.analysis.results import KEY_COLUMNS, META_COLUMNS
+from latent_sweep.analysis.tables import Listing, render, terminal_width
 from latent_sweep.scores import summary
 from latent_sweep.scores.pareto import front_mask
 from latent_sweep.spec import experiment
@@ -30,7 +32,13 @@ LEADERBOARD_ROWS = 10
 LEADING_SCORES = 3  # of the experiment's key scores, beside the metric, in the leaderboard
 
 
-def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
+def print_leaderboard(
+    rows: list[dict], spec: SweepSpec, results: str = "RESULTS", width: int | None = None
+) -> None:
+    """The trials' statuses, then the best LEADERBOARD_ROWS configs (a Pareto search: its whole
+    front) within `width` columns (by default the terminal's, `terminal_width`) under short
+    labels, saying when configs or columns were left out and that `latent-sweep table results`
+    shows them."""
     if not rows:
         print("no trials ran")
         return
@@ -51,10 +59,30 @@ def print_leaderboard(rows: list[dict], spec: SweepSpec) -> None:
         rows = max(rows, int(on_front.sum()))
         senses = ", ".join(f"{m}:{d}" for m, d in zip(spec.metrics, spec.modes, strict=True))
         print(f"Pareto front ({senses}): {int(on_front.sum())} of {len(table)} configs")
-    shown = [c for c in table.columns if table[c].notna().any()]
-    table = table[shown].head(rows)
-    table.columns = [c.removeprefix("config.") for c in shown]
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=60))
+    shown = table[[c for c in table.columns if table[c].notna().any()]].head(rows)
+    cut = f"top {len(shown)} of {len(table)} configs (latent-sweep table {results} for all)"
+    listing = Listing(
+        shown.reset_index(drop=True),
+        title="",
+        note=cut if len(shown) < len(table) else "",
+        optional=leaderboard_optional(shown, spec),
+        restore=f"latent-sweep table {results} for every column",
+    )
+    sys.stdout.write(render(listing, "table", terminal_width() if width is None else width, boxed=False))
+
+
+def leaderboard_optional(table: pd.DataFrame, spec: SweepSpec) -> tuple[str, ...]:
+    """What a narrow terminal leaves out of the leaderboard, the least wanted first: `status`
+    and `seeds` where every config has the same, `steps`, the key scores from the last, the
+    success rate (when not the metric), `error`. Never the configs' names (trial_id, the
+    sampled values), the metrics or the Pareto mark."""
+    same = [c for c in ("status", "seeds") if c in table and table[c].astype(str).nunique() == 1]
+    scores = [
+        c for c in table.columns if c not in ("trial_id", "status", "pareto", "seeds", "steps", "error")
+    ]
+    scores = [c for c in scores if not c.startswith("config.") and c not in spec.metrics]
+    order = [*same, "steps", *reversed([c for c in scores if c != "success_rate"]), "success_rate", "error"]
+    return tuple(c for c in dict.fromkeys(order) if c in table)
 
 
 def config_summaries(df, spec: SweepSpec):
@@ -91,17 +119,23 @@ def config_summaries(df, spec: SweepSpec):
 
 class Progress(tune.Callback):
     """One line per finished trial and per first checkpoint, and a status line every STATUS_EVERY_S,
-    instead of Ray's tables."""
+    instead of Ray's tables; a resumed sweep starts with a status line, where it stands. The best
+    score a status line names is a finished trial's final one (what trials.parquet holds), never a
+    running trial's latest report."""
 
     def __init__(self, metric: str, mode: str) -> None:
         self.metric, self.mode = metric, mode
-        self.last_status = time.monotonic()
-        self.checkpointed: set[str] = set()
+        self.last_status: float | None = None  # None: no step yet in this process
+
+    def setup(self, **info) -> None:
+        # Each `fit`, `resume`'s too: `resume` restores this object from `run`'s snapshot, whose clock
+        # is another process's.
+        self.last_status = None
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
-        # Once per trial: from here on an interrupted sweep resumes this trial mid-way.
-        if trial.trial_id not in self.checkpointed:
-            self.checkpointed.add(trial.trial_id)
+        # Tune calls this before it records the checkpoint: a trial without one is at its first, from
+        # where an interrupted sweep resumes it mid-way. A resumed trial had its first before.
+        if trial.checkpoint is None:
             print(f"  saved {trial.trial_id}  first checkpoint (resumable from here)", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -127,14 +161,24 @@ class Progress(tune.Callback):
 
     def on_step_end(self, iteration, trials, **info) -> None:
         now = time.monotonic()
-        if now - self.last_status < STATUS_EVERY_S:
+        if self.last_status is None:  # the first step: a resumed sweep's trials have results already
+            self.last_status = now
+            if not any(self.metric in (t.last_result or {}) for t in trials):
+                return
+        elif now - self.last_status < STATUS_EVERY_S:
             return
         self.last_status = now
         counts: dict[str, int] = {}
         for t in trials:
             counts[t.status] = counts.get(t.status, 0) + 1
-        scored = [t for t in trials if self.metric in (t.last_result or {})]
+        finished = [
+            t
+            for t in trials
+            if t.status == "TERMINATED"
+            and self.metric in (t.last_result or {})
+            and not t.last_result.get(trials_parquet.FAILED)
+        ]
         pick = max if self.mode == "max" else min
-        best = pick(scored, key=lambda t: t.last_result[self.metric], default=None)
+        best = pick(finished, key=lambda t: t.last_result[self.metric], default=None)
         lead = f"; best {self.metric}={best.last_result[self.metric]:.4g} ({best.trial_id})" if best else ""
         print("  " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) + lead, flush=True)

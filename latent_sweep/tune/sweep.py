@@ -129,7 +129,8 @@ def resume(results_dir: str | Path, *, restart_errored: bool = False, address: s
             else:
                 tuner = _tuner(spec, path, name, resources)
                 print(f"starting {path} again: it was stopped before Tune saved its state")
-            tuner.fit()
+            with _compat.without_repeated_step_warnings():
+                tuner.fit()
             return Outcome(path, _finish(spec, path))
 
 
@@ -260,7 +261,7 @@ def _finish(spec: SweepSpec, path: str) -> int:
     _set_aside_replaced(path, rows)
     _prune_checkpoints(path, rows)
     written = trials_parquet.write(path, trials_parquet.to_table(rows))
-    sweep_report.print_leaderboard(rows, spec)
+    sweep_report.print_leaderboard(rows, spec, results=path)
     print(f"results: {path}\ntrials table: {written}")
     statuses = {row["trial_id"]: row["status"] for row in rows}
     unfinished = sum(status not in ("TERMINATED", "ERROR") for status in statuses.values())
@@ -335,6 +336,11 @@ class _ray:
 
     def _connect(self) -> None:
         if not ray.is_initialized():
+            # Ray takes seconds to start (~10 s on a busy 2-core machine): say what the wait is.
+            if self.address:
+                print(f"connecting to Ray at {self.address}…", flush=True)
+            else:
+                print(f"starting Ray (local, {_compat.local_cpus():g} CPUs)…", flush=True)
             with interrupt_after():
                 ray.init(
                     # "local": always a fresh instance; None would join a `ray start` cluster if one runs.

@@ -10,13 +10,13 @@ timings) as metrics; MLflow also gets the trial's final latent plot (member 0) a
 * mlflow: `MLflowLoggerCallback`, one MLflow experiment named after the sweep, one run per
   trial, at `MLFLOW_TRACKING_URI` when set, else in `<results>/mlflow.db` (SQLite, artifacts
   in `<results>/mlartifacts/`).
-* wandb: `WandbLoggerCallback`, project named after the sweep; `WANDB_API_KEY` or `wandb login`,
-  or `WANDB_MODE=offline`.
+* wandb: `WandbLoggerCallback` (`WandbCallback`), project named after the sweep, one run per trial
+  (its id the trial's: a resumed trial continues its run); `WANDB_API_KEY` or `wandb login`, or
+  `WANDB_MODE=offline`.
 """
 
 from __future__ import annotations
 
-from ray.air.integrations.wandb import WandbLoggerCallback  # imports wandb only when it logs
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
 from latent_sweep.spec.checks import check_loggers
@@ -38,5 +38,9 @@ def callbacks(spec: SweepSpec, path: str, name: str) -> list:
 
             out.append(mlflow_callback(path, name))
         else:
-            out.append(WandbLoggerCallback(project=name))
+            # wandb: an optional extra, about a second to import; only sweeps that log to it pay.
+            from latent_sweep.tune.trackers_wandb import WandbCallback
+
+            # resume="allow": a resumed trial logs on into its run (Ray's own asks for a new one).
+            out.append(WandbCallback(project=name, resume="allow"))
     return out
