@@ -303,3 +303,21 @@ def test_no_pairs_when_members_with_a_seed_in_common_differ_in_other_sampled_val
     assert code == 2 and err.count("\n") == 1
     assert "but the members that share a seed differ in the other sampled values " in err
     assert "(config.schedule.scale.reg-polar). Seeds by group: hard: 0, 1; soft: 0, 1. Pairs need" in err
+
+
+def test_two_sweeps_by_name_pair_by_seed_when_their_samples_are_each_one_value(tmp_path, capsys):
+    """A searched config re-run on fresh seeds (one value per sampled path) against a baseline
+    sweep that samples nothing: the values are what is compared, so members pair by seed alone."""
+    best = [{**member("b", "hard", 0.65, s, 0.95, 0.2), "config.name": "best"} for s in range(100, 104)]
+    base = [{**member("f", "hard", 1.0, s, 0.9, 0.3), "config.name": "fresh"} for s in range(100, 104)]
+    for row in base:
+        del row["config.schedule.scale.reg-polar"]  # the baseline sweep samples nothing
+    write_sweep(tmp_path / "best", best, {"schedule.scale.reg-polar": {"grid": [0.65]}})
+    write_sweep(tmp_path / "fresh", base, {})
+    code, out, err = compare(
+        capsys, tmp_path / "best", tmp_path / "fresh", "--by", "name", "--paired", "--baseline", "fresh",
+        "--scores", "hue_corr", "--format", "csv",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    table = pd.read_csv(io.StringIO(out))
+    assert table[["config.name", "pairs", "wins", "losses"]].values.tolist() == [["best", 4, 4, 0]]
