@@ -87,3 +87,20 @@ def test_an_installed_package_registers_an_experiment_by_entry_point(outside, mo
         experiment._LOADED.pop("tinyreg", None)
         for module in ("tinyreg.exp", "tinyreg"):
             sys.modules.pop(module, None)
+
+
+def test_results_of_an_experiment_this_process_cannot_import_still_tabulate(tmp_path, capsys):
+    from fixtures_results import write_sweep
+
+    from latent_sweep import cli
+
+    rows = [
+        {"trial_id": "t0", "seed": s, "status": "TERMINATED", "config.experiment": "gone.exp:EXPERIMENT",
+         "config.seed": s, "config.lr": 0.1, "mse": 0.5 + s, "diverged_at": None}
+        for s in range(2)
+    ]  # fmt: skip
+    root = write_sweep(tmp_path / "gone", rows, {"lr": {"uniform": [0.01, 1.0]}})
+    assert cli.main(["table", str(root), "--format", "csv"]) == 0  # no key scores known: none first
+    assert capsys.readouterr().out.splitlines()[0] == "trial_id,member,seed,status,config.lr"
+    assert cli.main(["table", str(root), "--columns", "seed", "mse", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["seed,mse", "0,0.5", "1,1.5"]

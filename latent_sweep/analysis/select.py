@@ -37,10 +37,17 @@ def key_scores(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
     """The sweeps' metrics, then their experiments' key scores (`Experiment.key_scores`, where
     `*` matches any part of a name: `anchor_error_*`)."""
     kinds = df[EXPERIMENT_COLUMN].dropna().unique() if EXPERIMENT_COLUMN in df else [experiment.DEFAULT]
-    patterns = [p for kind in kinds for p in experiment.get(str(kind)).key_scores]
+    patterns = [p for kind in kinds for p in _key_patterns(str(kind))]
     keys = [c for p in patterns for c in sorted(fnmatch.filter(map(str, df.columns), p))]
     wanted = [s.metric for s in sweeps if s.metric] + keys
     return [c for c in dict.fromkeys(wanted) if c in df.columns]
+
+
+def _key_patterns(kind: str) -> tuple[str, ...]:
+    try:
+        return experiment.get(kind).key_scores
+    except UserError:  # a user's experiment this process cannot import: its results still read
+        return ()
 
 
 def default_columns(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
