@@ -5,7 +5,6 @@ trained trial's members (`print_members`), training progress (`train_progress`).
 
 from __future__ import annotations
 
-import fnmatch
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -21,6 +20,7 @@ from latent_sweep.analysis.tables import Listing, render, terminal_table, write_
 from latent_sweep.engine import local
 from latent_sweep.engine.local import OnReport, TrainStart
 from latent_sweep.errors import UserError
+from latent_sweep.spec import experiment
 from latent_sweep.store import layout
 
 PROGRESS_SCORES = 3  # of the experiment's key scores, beside the progress bar
@@ -131,7 +131,7 @@ def print_members(final: pd.DataFrame, key_scores: Sequence[str] = ()) -> None:
         for name in scores:
             print(f"{name:<{width}}  {final[name].iloc[0]:.6g}")
         return
-    shown = [c for p in key_scores for c in sorted(fnmatch.filter(scores, p))] or scores[:6]
+    shown = experiment.key_columns(key_scores, scores) or scores[:6]
     print(
         final[["member", "seed", *shown, "diverged_at"]].to_string(index=False, float_format="{:.4g}".format)
     )
@@ -166,7 +166,7 @@ def train_progress(start: TrainStart) -> Iterator[OnReport]:
             if progress.tasks[task].fields.get("device") is None:  # the first report says where
                 progress.update(task, device=metrics.get("device"))
                 progress.console.print(f"training {start.name} on {metrics.get('device')}", soft_wrap=True)
-            shown = [k for p in start.key_scores for k in sorted(fnmatch.filter(metrics, p))]
+            shown = experiment.key_columns(start.key_scores, metrics)
             text = "  ".join(f"{k}={metrics[k]:.4g}" for k in shown[:PROGRESS_SCORES])
             progress.update(task, completed=metrics["step"], scores=text)
             if not live:

@@ -10,7 +10,6 @@ scores sort ascending, everything else descending. A sweep's own metric follows 
 from __future__ import annotations
 
 import difflib
-import fnmatch
 from collections.abc import Sequence
 
 import pandas as pd
@@ -38,7 +37,7 @@ def key_scores(df: pd.DataFrame, sweeps: Sequence[Sweep]) -> list[str]:
     `*` matches any part of a name: `anchor_error_*`)."""
     kinds = df[EXPERIMENT_COLUMN].dropna().unique() if EXPERIMENT_COLUMN in df else [experiment.DEFAULT]
     patterns = [p for kind in kinds for p in _key_patterns(str(kind))]
-    keys = [c for p in patterns for c in sorted(fnmatch.filter(map(str, df.columns), p))]
+    keys = experiment.key_columns(patterns, df.columns)
     wanted = [s.metric for s in sweeps if s.metric] + keys
     return [c for c in dict.fromkeys(wanted) if c in df.columns]
 

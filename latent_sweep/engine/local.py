@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from latent_sweep.engine import process, registry, session
 from latent_sweep.errors import UserError
 from latent_sweep.spec import config, experiment, population
 from latent_sweep.spec.columns import flatten
@@ -81,9 +82,6 @@ def train(
     `threads` threads meanwhile (default THREADS, 1; None: torch's own setting). Prints
     nothing: `watch` is told where training starts and given each report (`latent_sweep.commands`
     draws progress with it). Returns the trial directory and each member's final scores."""
-    # torch: seconds to import, which `table` and `compare` (importing this module) need not pay.
-    from latent_sweep.engine import process, registry, session
-
     if seed is not None and seeds is not None:
         raise UserError("give either --seed (one model) or --seeds (a population), not both")
     # A list goes through the same checks as the text `--seeds` gives.

@@ -16,9 +16,10 @@ import the engine (and torch), which this layer must not import.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -61,6 +62,13 @@ class Experiment:
     preflight: Callable[[Any], None] = _no_preflight
     vectorizable: tuple[str, ...] = ()
     key_scores: tuple[str, ...] = field(default=())
+
+
+def key_columns(patterns: Iterable[str], names: Iterable[str]) -> list[str]:
+    """The `names` that key-score `patterns` pick, pattern by pattern (`*` matches any part of
+    a name: `anchor_error_*`), each once."""
+    names = [str(n) for n in names]
+    return list(dict.fromkeys(n for p in patterns for n in sorted(fnmatch.filter(names, p))))
 
 
 def kind_of(trial_raw: dict) -> str:

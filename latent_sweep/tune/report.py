@@ -8,7 +8,6 @@ the statistics its trial reported over its seeds, recomputed from the member row
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import sys
 import time
@@ -102,7 +101,7 @@ def config_summaries(df, spec: SweepSpec):
     ]
     # The experiment's first key scores (`Experiment.key_scores`), as this sweep names them.
     patterns = experiment.get(spec.cfg.experiment).key_scores
-    key = [c for p in patterns for c in sorted(fnmatch.filter(scores, p))]
+    key = experiment.key_columns(patterns, scores)
     out = []
     for _, group in df.groupby(["trial_id", *params], sort=False, dropna=False):
         first = group.iloc[0]
